@@ -1,0 +1,39 @@
+# dflite: `make` lists the targets. Every target sets up .venv itself (idempotent, quick when done).
+PROFILE ?= quick
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+PYTHON  ?= python3
+
+.DEFAULT_GOAL := help
+.PHONY: help setup reproduce test lab notebooks bench clean-runs
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  (PROFILE=quick|standard|paper for reproduce; default quick)"
+
+setup: $(STAMP) ## create .venv and install dflite editable with dev tools
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+reproduce: setup ## run every notebook in order with papermill (PROFILE=quick by default)
+	$(VENV)/bin/dflite reproduce --profile $(PROFILE)
+
+test: setup ## unit tests, then nbval over the committed notebooks
+	$(PY) -m pytest tests
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+
+lab: setup ## open JupyterLab on notebooks/
+	$(VENV)/bin/jupyter lab notebooks/
+
+notebooks: setup ## re-execute the committed notebooks (quick) to refresh their stored outputs
+	$(VENV)/bin/dflite reproduce --refresh
+
+bench: setup ## run the benchmark scripts (ratio tables)
+	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean-runs: ## delete data/runs/$(PROFILE) (generated results; asks nothing else)
+	rm -rf data/runs/$(PROFILE)

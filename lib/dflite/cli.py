@@ -1,0 +1,98 @@
+"""The `dflite` command (also `python -m dflite`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import paths
+
+
+def _synth(args) -> int:
+    from .synth import OutputFolderError, generate
+
+    out = args.out or paths.synth_dir(args.profile)
+    started = time.perf_counter()
+    try:
+        summary = generate(out, profile=args.profile, seed=args.seed, force=args.force, workers=args.workers)
+    except OutputFolderError as e:
+        print(f"dflite synth: {e}", file=sys.stderr)
+        return 2
+    print(f"synthetic data ({args.profile}, seed {args.seed}) in {paths.show(out)} "
+          f"[{time.perf_counter() - started:.1f} s]")
+    print(summary.ffpp["videos"].to_string())
+    print("split pairs:", summary.ffpp["split_pairs"])
+    print(summary.openforensics.to_string())
+    return 0
+
+
+def _reproduce(args) -> int:
+    from . import reproduce
+
+    only = args.only.split(",") if args.only else None
+    if args.refresh:
+        reproduce.refresh(only)
+    else:
+        reproduce.run(args.profile, only)
+    return 0
+
+
+def _inspect(args) -> int:
+    from .sources import DatasetLayoutError, inspect_ffpp, inspect_openforensics
+
+    try:
+        if args.dataset == "ffpp":
+            info = inspect_ffpp(args.root)
+            print(info["videos"].to_string())
+            print("mask videos:", info["masks"])
+            print("split pairs:", info["split_pairs"])
+        else:
+            print(inspect_openforensics(args.root).to_string())
+    except DatasetLayoutError as e:
+        print(f"dflite inspect: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import PROFILES
+
+    p = argparse.ArgumentParser(prog="dflite", description="Lightweight deepfake detection: data, study, tools.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="generate the built-in synthetic forensic dataset",
+                       description="Write synthetic FF++-layout videos and OpenForensics-layout images with "
+                                   "ground-truth boxes and masks. Reuses a finished set made with the same "
+                                   "settings; refuses folders it did not make.")
+    s.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="dataset size (default: quick)")
+    s.add_argument("--out", help="output folder (default: data/synth/<profile>)")
+    s.add_argument("--seed", type=int, default=0, help="random seed; same seed and profile -> identical files")
+    s.add_argument("--force", action="store_true", help="regenerate a set dflite made, even if it is complete")
+    s.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most 8)")
+    s.set_defaults(func=_synth)
+
+    r = sub.add_parser("reproduce", help="execute the notebooks in order with papermill",
+                       description="Run notebooks/NN_*.ipynb in order with parameters from "
+                                   "notebooks/profiles/<profile>.yaml; executed copies go to "
+                                   "data/runs/<profile>/notebooks/. Stops at the first failing cell.")
+    r.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="profile (default: quick)")
+    r.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,01")
+    r.add_argument("--refresh", action="store_true",
+                   help="re-execute the committed notebooks in place (quick defaults) to refresh stored outputs")
+    r.set_defaults(func=_reproduce)
+
+    i = sub.add_parser("inspect", help="report what a real dataset root holds",
+                       description="Check a FaceForensics++ or OpenForensics root and count what it holds.")
+    i.add_argument("--dataset", required=True, choices=["ffpp", "openforensics"])
+    i.add_argument("--root", required=True, help="dataset root folder")
+    i.set_defaults(func=_inspect)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

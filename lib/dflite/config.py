@@ -1,0 +1,97 @@
+"""Profiles (quick, standard, paper) as typed dataclasses, overrides, and stable run names.
+
+Defaults are the quick profile; a profile only lists what it changes. A run folder is named by a hash
+of the fields that differ from the defaults, so adding a new field with a default renames nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
+OF_SPLITS = ("Train", "Val", "Test-Dev", "Test-Challenge")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The built-in synthetic forensic dataset."""
+
+    identities: int = 40             # people; one real video each, paired (a, b) for FF++ fakes
+    frames: int = 32                 # frames per video
+    fps: int = 16                    # frame rate written into the mp4s
+    frame_size: int = 160            # video frames are square, this many pixels a side
+    patch_size: int = 112            # canonical face render resolution before warping into the frame
+    face_frac: float = 0.72          # face patch side as a fraction of the frame side
+    compressions: tuple = ("c23", "c40")  # H.264 CRF 23 and 40, as FF++
+    methods: tuple = METHODS         # manipulation methods to write
+    difficulty: float = 0.5          # 0 = blatant artifacts, 1 = faintest (see synth.manipulate)
+    camera_noise: float = 0.01       # sensor noise sigma (0..1 intensity)
+    split: tuple = (0.7, 0.15, 0.15)  # train/val/test fractions of identity pairs
+    of_images: tuple = (60, 16, 16, 16)  # OpenForensics-style images per Train/Val/Test-Dev/Test-Challenge
+    of_size: tuple = (320, 240)      # OpenForensics-style image width, height
+    of_faces: tuple = (1, 4)         # faces per scene image, min and max
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a profile sets, one section per stage."""
+
+    name: str = "quick"
+    synth: SynthConfig = field(default_factory=SynthConfig)
+
+
+PROFILES = {
+    "quick": Profile(),
+    "standard": Profile(
+        name="standard",
+        synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
+                          of_images=(1200, 300, 300, 300), of_size=(512, 384)),
+    ),
+    # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
+    "paper": Profile(
+        name="paper",
+        synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
+                          of_images=(1200, 300, 300, 300), of_size=(512, 384)),
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def override(cfg, **changes):
+    """dataclasses.replace that names the unknown key instead of a TypeError deep in a call."""
+    known = {f.name for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"unknown {type(cfg).__name__} field(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(known))}")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+    return dataclasses.replace(cfg, **fixed)
+
+
+def to_dict(cfg) -> dict:
+    """Plain JSON-able dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def non_defaults(cfg) -> dict:
+    """Fields whose value differs from the dataclass default."""
+    default = to_dict(type(cfg)())
+    return {k: v for k, v in to_dict(cfg).items() if default.get(k) != v}
+
+
+def config_hash(cfg) -> str:
+    """8 hex digits naming a config by its non-default fields (defaults hash the same forever)."""
+    blob = json.dumps(non_defaults(cfg), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def run_name(stage: str, model: str, dataset: str, cfg) -> str:
+    """`<stage>_<model>_<dataset>_<hash8>`, the folder name of a run under data/runs/<profile>/."""
+    return f"{stage}_{model}_{dataset}_{config_hash(cfg)}"

@@ -1,0 +1,50 @@
+"""Face detection with OpenCV's Haar frontal-face cascade, and box geometry."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass(frozen=True)
+class HaarConfig:
+    """Detector settings; the capstone raised scaleFactor/minNeighbors against false positives."""
+
+    scale_factor: float = 1.1  # image pyramid step
+    min_neighbors: int = 5     # overlapping hits needed to keep a face
+    min_size: int = 24         # smallest face side in pixels (of the detection image)
+
+
+@lru_cache(maxsize=1)
+def load_cascade() -> cv2.CascadeClassifier:
+    path = Path(cv2.data.haarcascades) / CASCADE_FILE
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV's Haar cascade {path} is missing: install opencv-python-headless>=4.10,<5 "
+                           "(the 5.x wheels ship no cascade files)")
+    return cascade
+
+
+def detect_faces(frame: np.ndarray, cfg: HaarConfig = HaarConfig()) -> np.ndarray:
+    """Faces in a BGR or gray frame as an (N, 4) int array of [x, y, w, h], biggest first."""
+    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    found = load_cascade().detectMultiScale(gray, scaleFactor=cfg.scale_factor, minNeighbors=cfg.min_neighbors,
+                                            minSize=(cfg.min_size, cfg.min_size))
+    boxes = np.asarray(found, dtype=np.int64).reshape(-1, 4)
+    return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two [x, y, w, h] boxes."""
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    ix = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
+    iy = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0

@@ -1,0 +1,83 @@
+"""Run the numbered notebooks in order with papermill, parameters from notebooks/profiles/<profile>.yaml."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import paths
+
+
+def notebooks(only=None) -> list:
+    """notebooks/NN_*.ipynb in order, optionally only those whose NN is in `only`."""
+    found = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = {o.strip().zfill(2) for o in only}
+        unknown = wanted - {p.name[:2] for p in found}
+        if unknown:
+            raise ValueError(f"no notebook numbered {', '.join(sorted(unknown))} in {paths.show(paths.NOTEBOOKS)}")
+        found = [p for p in found if p.name[:2] in wanted]
+    return found
+
+
+def profile_parameters(profile: str) -> dict:
+    """{notebook stem: parameters} from the profile file; `all` applies to every notebook."""
+    path = paths.NOTEBOOKS / "profiles" / f"{profile}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in (paths.NOTEBOOKS / "profiles").glob("*.yaml"))
+        raise ValueError(f"no profile file {paths.show(path)}; profiles: {', '.join(have)}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def parameters_for(profile: str, stem: str) -> dict:
+    table = profile_parameters(profile)
+    return {"profile": profile, **(table.get("all") or {}), **(table.get(stem) or {})}
+
+
+def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True) -> list:
+    """Execute the notebooks; stop at the first failure with the failing cell's error and the notebook path."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    out_dir = Path(out_dir or paths.runs_dir(profile) / "notebooks")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for nb in notebooks(only):
+        target = out_dir / nb.name
+        params = parameters_for(profile, nb.stem)
+        print(f"[{profile}] {nb.stem} -> {paths.show(target)}", flush=True)
+        try:
+            pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(paths.NOTEBOOKS),
+                                progress_bar=progress, kernel_name="python3")
+        except PapermillExecutionError as e:
+            print(f"\nFAILED: {nb.name}, cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
+            print("".join(e.traceback[-3:]) if e.traceback else "", file=sys.stderr)
+            print(f"executed notebook: {paths.show(target)}", file=sys.stderr)
+            raise SystemExit(1)
+        done.append(target)
+    return done
+
+
+def strip_run_metadata(path) -> None:
+    """Drop papermill's timing metadata from a notebook, keeping outputs and execution counts."""
+    path = Path(path)
+    nb = json.loads(path.read_text())
+    nb["metadata"].pop("papermill", None)
+    for cell in nb["cells"]:
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            raise ValueError(f"{path} has injected parameters; refresh with the quick profile defaults only")
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def refresh(only=None) -> None:
+    """Re-execute notebooks in place with their own (quick) defaults and keep the outputs as stored results."""
+    import papermill as pm
+
+    for nb in notebooks(only):
+        print(f"refreshing {paths.show(nb)}", flush=True)
+        pm.execute_notebook(str(nb), str(nb), cwd=str(paths.NOTEBOOKS), progress_bar=True, kernel_name="python3")
+        strip_run_metadata(nb)

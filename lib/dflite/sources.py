@@ -1,0 +1,222 @@
+"""Dataset adapters: real on-disk layouts -> media records (path, label, method, split, group, ...).
+
+FaceForensics++ and OpenForensics are read exactly as distributed; the synthetic data is written in
+those layouts and goes through the same code. A wrong root raises DatasetLayoutError listing what
+was expected, so a user can see at once which folder or file is missing.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .config import METHODS, OF_SPLITS
+
+FFPP_COMPRESSIONS = ("raw", "c23", "c40")
+FFPP_EXPECTED = """expected a FaceForensics++ root laid out as:
+  original_sequences/youtube/<raw|c23|c40>/videos/000.mp4 ...
+  manipulated_sequences/<Deepfakes|Face2Face|FaceSwap|NeuralTextures|FaceShifter>/<comp>/videos/000_003.mp4 ...
+  splits/train.json, splits/val.json, splits/test.json  (lists of ["953", "974"] id pairs)"""
+OF_EXPECTED = """expected an OpenForensics root laid out as:
+  Train_poly.json, Val_poly.json, Test-Dev_poly.json, Test-Challenge_poly.json  (COCO: images, annotations, categories)
+  Images/Train/<name>.jpg, Images/Val/..., Images/Test-Dev/..., Images/Test-Challenge/..."""
+OF_SPLIT_NAMES = {"Train": "train", "Val": "val", "Test-Dev": "test", "Test-Challenge": "test-challenge"}
+
+
+class DatasetLayoutError(ValueError):
+    """A dataset root or annotation file is not in the layout the adapter reads."""
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    """One video (or, for image datasets, one annotated face) to extract crops from."""
+
+    path: str                 # the video or image file
+    media_id: str             # unique within a dataset: "original/000", "Deepfakes/000_003", "Train/9c54..."
+    label: int                # 0 real, 1 fake
+    method: str               # "original", a manipulation method, or "fake" when the dataset does not say
+    split: str                # train / val / test (/ test-challenge), or "unlisted"
+    group: str                # identity or source video: never in two splits
+    compression: str = ""     # c23, c40, raw (videos); "" for images
+    face: int = -1            # index of the face within an image (image datasets), -1 for videos
+    box: tuple = ()           # annotated [x, y, w, h] (image datasets)
+    mask_path: str = ""       # per-frame manipulation mask video, when the dataset has one
+
+
+def records_frame(records) -> pd.DataFrame:
+    return pd.DataFrame([asdict(r) for r in records])
+
+
+# --- FaceForensics++ ---------------------------------------------------------------------------
+
+def _check_ffpp_root(root: Path) -> None:
+    if not root.is_dir():
+        raise DatasetLayoutError(f"{root} is not a folder; {FFPP_EXPECTED}")
+    if not (root / "original_sequences" / "youtube").is_dir():
+        raise DatasetLayoutError(f"{root} has no original_sequences/youtube/ folder; {FFPP_EXPECTED}")
+
+
+def read_ffpp_splits(root) -> dict:
+    """{video id: split} from splits/{train,val,test}.json; a pair's ids share its split."""
+    root = Path(root)
+    id_split = {}
+    for split in ("train", "val", "test"):
+        path = root / "splits" / f"{split}.json"
+        if not path.is_file():
+            raise DatasetLayoutError(
+                f"missing split file {path}; FF++ ships splits/train.json, val.json, test.json "
+                f"(from the FaceForensics repository's dataset/splits/); {FFPP_EXPECTED}")
+        try:
+            pairs = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetLayoutError(f"{path} is not valid JSON ({e}); expected a list of [\"953\", \"974\"] pairs")
+        if not isinstance(pairs, list) or not all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p) for p in pairs):
+            raise DatasetLayoutError(f"{path}: expected a list of id pairs like [\"953\", \"974\"]")
+        for a, b in pairs:
+            id_split[a] = id_split[b] = split
+    return id_split
+
+
+def ffpp_records(root, methods=METHODS, compression: str = "c23") -> list:
+    """Real and fake videos of one compression, with official splits; fakes carry their mask video."""
+    root = Path(root)
+    _check_ffpp_root(root)
+    id_split = read_ffpp_splits(root)
+    real_dir = root / "original_sequences" / "youtube" / compression / "videos"
+    if not real_dir.is_dir():
+        raise DatasetLayoutError(f"{real_dir} does not exist (compression {compression!r}); {FFPP_EXPECTED}")
+    records = [MediaRecord(str(p), f"original/{p.stem}", 0, "original", id_split.get(p.stem, "unlisted"),
+                           p.stem, compression)
+               for p in sorted(real_dir.glob("*.mp4"))]
+    for method in methods:
+        vids = root / "manipulated_sequences" / method / compression / "videos"
+        for p in sorted(vids.glob("*.mp4")):
+            target = p.stem.split("_")[0]
+            mask = root / "manipulated_sequences" / method / "masks" / "videos" / p.name
+            records.append(MediaRecord(str(p), f"{method}/{p.stem}", 1, method, id_split.get(target, "unlisted"),
+                                       target, compression, mask_path=str(mask) if mask.is_file() else ""))
+    return records
+
+
+def inspect_ffpp(root) -> dict:
+    """What an FF++ root holds: videos per method and compression, masks, split pairs."""
+    root = Path(root)
+    _check_ffpp_root(root)
+    rows = []
+    for comp in FFPP_COMPRESSIONS:
+        real = root / "original_sequences" / "youtube" / comp / "videos"
+        if real.is_dir():
+            rows.append({"method": "original", "compression": comp, "videos": len(list(real.glob("*.mp4")))})
+    manip = root / "manipulated_sequences"
+    methods = sorted(p.name for p in manip.iterdir() if p.is_dir()) if manip.is_dir() else []
+    masks = {}
+    for m in methods:
+        for comp in FFPP_COMPRESSIONS:
+            d = manip / m / comp / "videos"
+            if d.is_dir():
+                rows.append({"method": m, "compression": comp, "videos": len(list(d.glob("*.mp4")))})
+        md = manip / m / "masks" / "videos"
+        masks[m] = len(list(md.glob("*.mp4"))) if md.is_dir() else 0
+    videos = pd.DataFrame(rows, columns=["method", "compression", "videos"])
+    table = videos.pivot(index="method", columns="compression", values="videos").fillna(0).astype(int)
+    splits = {}
+    for split in ("train", "val", "test"):
+        p = root / "splits" / f"{split}.json"
+        splits[split] = len(json.loads(p.read_text())) if p.is_file() else None
+    return {"videos": table, "masks": masks, "split_pairs": splits}
+
+
+# --- OpenForensics -----------------------------------------------------------------------------
+
+def _load_coco(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetLayoutError(f"{path} is not valid JSON ({e})")
+    for key in ("images", "annotations", "categories"):
+        if key not in doc:
+            raise DatasetLayoutError(f"{path} has no {key!r} key; expected COCO keys images, annotations, categories")
+    for i, img in enumerate(doc["images"]):
+        for key in ("id", "file_name"):
+            if key not in img:
+                raise DatasetLayoutError(f"{path}: images[{i}] has no {key!r} key")
+    for i, ann in enumerate(doc["annotations"]):
+        for key in ("image_id", "category_id", "bbox"):
+            if key not in ann:
+                raise DatasetLayoutError(f"{path}: annotations[{i}] has no {key!r} key")
+    return doc
+
+
+def _inside(root: Path, rel: str, source: Path) -> Path:
+    """Resolve a file_name from an annotation file, refusing one that escapes the dataset root."""
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise DatasetLayoutError(f"{source}: file_name {rel!r} points outside the dataset root {root}")
+    return path
+
+
+def openforensics_records(root, split: str = "Train") -> list:
+    """One record per annotated face: category 0 Real / 1 Fake, bbox [x, y, w, h] in pixels."""
+    root = Path(root)
+    if split not in OF_SPLITS:
+        raise ValueError(f"unknown OpenForensics split {split!r}; expected one of {', '.join(OF_SPLITS)}")
+    path = root / f"{split}_poly.json"
+    if not path.is_file():
+        raise DatasetLayoutError(f"missing {path}; {OF_EXPECTED}")
+    doc = _load_coco(path)
+    images = {img["id"]: img for img in doc["images"]}
+    faces_seen: dict = {}
+    records = []
+    for ann in doc["annotations"]:
+        img = images.get(ann["image_id"])
+        if img is None:
+            raise DatasetLayoutError(f"{path}: annotation {ann.get('id')} refers to missing image {ann['image_id']}")
+        file = _inside(root, img["file_name"], path)
+        k = faces_seen[img["id"]] = faces_seen.get(img["id"], -1) + 1
+        label = int(ann["category_id"])
+        records.append(MediaRecord(str(file), f"{split}/{file.stem}", label, "fake" if label else "original",
+                                   OF_SPLIT_NAMES[split], file.stem, face=k, box=tuple(ann["bbox"])))
+    return records
+
+
+def inspect_openforensics(root) -> pd.DataFrame:
+    """Images and faces (real / fake) per split present under an OpenForensics root."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetLayoutError(f"{root} is not a folder; {OF_EXPECTED}")
+    rows = []
+    for split in OF_SPLITS:
+        path = root / f"{split}_poly.json"
+        if not path.is_file():
+            continue
+        doc = _load_coco(path)
+        fake = sum(int(a["category_id"]) == 1 for a in doc["annotations"])
+        rows.append({"split": split, "images": len(doc["images"]), "faces": len(doc["annotations"]),
+                     "real": len(doc["annotations"]) - fake, "fake": fake})
+    if not rows:
+        raise DatasetLayoutError(f"{root} holds no <Split>_poly.json; {OF_EXPECTED}")
+    return pd.DataFrame(rows).set_index("split")
+
+
+def dataset_roots(dataset: str, data_root: str = "", profile: str = "quick", seed: int = 0) -> dict:
+    """{"ffpp": root or None, "openforensics": root or None}; "synthetic" generates (or reuses) the set."""
+    if dataset == "synthetic":
+        from . import paths, synth
+
+        summary = synth.generate(paths.synth_dir(profile), profile=profile, seed=seed, progress=False)
+        return {"ffpp": summary.ffpp_root, "openforensics": summary.openforensics_root}
+    if dataset not in ("ffpp", "openforensics"):
+        raise ValueError(f"unknown dataset {dataset!r}; expected synthetic, ffpp or openforensics")
+    if not data_root:
+        raise ValueError(f"dataset {dataset!r} needs data_root: the folder you downloaded it to")
+    return {"ffpp": Path(data_root) if dataset == "ffpp" else None,
+            "openforensics": Path(data_root) if dataset == "openforensics" else None}
+
+
+def count_records(records) -> pd.DataFrame:
+    """Videos (or faces) per split and method: the balance table the notebooks show."""
+    df = records_frame(records)
+    return df.pivot_table(index="method", columns="split", values="media_id", aggfunc="count", fill_value=0)

@@ -1,0 +1,137 @@
+"""The built-in synthetic forensic dataset: FF++-style videos and OpenForensics-style scenes.
+
+``generate(out, profile)`` writes both under ``out/ffpp`` and ``out/openforensics`` with ground-truth
+face boxes and manipulation masks, deterministically for a seed. A marker file records what made the
+folder, so a finished set is reused, an interrupted one resumes, and a folder dflite did not make is
+never touched.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from .. import __version__
+from ..config import OF_SPLITS, SynthConfig, get_profile, to_dict
+from ..sources import inspect_ffpp, inspect_openforensics
+from . import ffpp, openforensics
+
+MARKER = "dflite_synth.json"
+OWNED = ("ffpp", "openforensics", MARKER)  # everything generate() writes at the top level
+
+
+class OutputFolderError(ValueError):
+    """The output folder cannot be used (a file, unwritable, or someone else's data)."""
+
+
+@dataclass
+class SynthSummary:
+    """What a synthetic dataset folder holds (the same whether just made or reused)."""
+
+    root: Path
+    ffpp: dict
+    openforensics: object  # DataFrame: images/faces per split
+
+    @property
+    def ffpp_root(self) -> Path:
+        return self.root / "ffpp"
+
+    @property
+    def openforensics_root(self) -> Path:
+        return self.root / "openforensics"
+
+
+def _marker_body(cfg: SynthConfig, seed: int, profile: str) -> dict:
+    return {"made_by": "dflite", "profile": profile, "seed": seed, "config": to_dict(cfg)}
+
+
+def _check_target(out: Path, want: dict, force: bool) -> str:
+    """Decide what to do with `out`: 'new', 'resume', 'reuse' or 'replace'; raise if it is not ours."""
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"{out} is a file, not a folder; choose another --out")
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("/"))
+    if not os.access(probe, os.W_OK):
+        raise OutputFolderError(f"{probe} is not writable; choose another --out")
+    if not out.exists() or not any(out.iterdir()):
+        return "new"
+    marker = out / MARKER
+    if not marker.is_file():
+        raise OutputFolderError(
+            f"{out} is not empty and was not made by `dflite synth` (no {MARKER}); "
+            "refusing to write into it. Choose an empty or new folder.")
+    try:
+        have = json.loads(marker.read_text())
+    except json.JSONDecodeError:
+        raise OutputFolderError(f"{marker} is not valid JSON; delete the folder by hand if it is yours")
+    same = {k: have.get(k) for k in want} == want
+    if force:
+        return "replace"
+    if not same:
+        raise OutputFolderError(
+            f"{out} holds synthetic data made with other settings (profile {have.get('profile')}, "
+            f"seed {have.get('seed')}); pass --force to regenerate it, or choose another --out")
+    return "reuse" if have.get("complete") else "resume"
+
+
+def _ffpp_job(args):
+    root, seed, t, cfg = args
+    ffpp.render_target(root, seed, t, cfg)
+
+
+def _of_job(args):
+    root, seed, split, i, cfg = args
+    openforensics.render_image(root, seed, split, i, cfg)
+
+
+def _init_worker():
+    cv2.setNumThreads(1)  # processes give the parallelism; threads inside would oversubscribe
+
+
+def generate(out, profile: str = "quick", seed: int = 0, force: bool = False, workers: int | None = None,
+             progress: bool = True, cfg: SynthConfig | None = None) -> SynthSummary:
+    """Write (or reuse) the synthetic FF++ and OpenForensics sets under `out`."""
+    out = Path(out)
+    cfg = cfg or get_profile(profile).synth
+    if cfg.identities < 2 or cfg.identities % 2:
+        raise ValueError(f"identities must be an even number >= 2 (FF++ fakes pair them), got {cfg.identities}")
+    want = _marker_body(cfg, seed, profile)
+    action = _check_target(out, want, force)
+    if action == "replace":
+        for name in OWNED:
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    if action != "reuse":
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text(json.dumps({**want, "complete": False, "version": __version__}, indent=1))
+        started = time.perf_counter()
+        ff_root, of_root = out / "ffpp", out / "openforensics"
+        jobs = [(_ffpp_job, (ff_root, seed, t, cfg)) for t in range(cfg.identities)]
+        jobs += [(_of_job, (of_root, seed, split, i, cfg))
+                 for split, n in zip(OF_SPLITS, cfg.of_images) for i in range(n)]
+        n_workers = workers or min(os.cpu_count() or 1, 8)
+        bar = tqdm(total=len(jobs), desc="synth", unit="item", disable=not progress)
+        if n_workers > 1:
+            with mp.get_context("fork").Pool(n_workers, initializer=_init_worker) as pool:
+                for fn in (_ffpp_job, _of_job):
+                    for _ in pool.imap_unordered(fn, [a for f, a in jobs if f is fn], chunksize=2):
+                        bar.update()
+        else:
+            for fn, a in jobs:
+                fn(a)
+                bar.update()
+        bar.close()
+        ffpp.write_splits(ff_root, seed, cfg)
+        for split, n in zip(OF_SPLITS, cfg.of_images):
+            openforensics.write_annotations(of_root, seed, split, n)
+        seconds = round(time.perf_counter() - started, 1)
+        (out / MARKER).write_text(json.dumps({**want, "complete": True, "version": __version__,
+                                              "seconds": seconds}, indent=1))
+    return SynthSummary(root=out, ffpp=inspect_ffpp(out / "ffpp"),
+                        openforensics=inspect_openforensics(out / "openforensics"))

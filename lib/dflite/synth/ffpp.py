@@ -1,0 +1,158 @@
+"""Talking-head videos and their five fakes, written in the FaceForensics++ layout.
+
+One job renders one target identity: its real video and, for each method, the fake made with its
+pair partner as source (FF++ names it ``<target>_<source>.mp4``). Fakes reuse the target's frames, so
+background and motion match the real video and only the manipulation differs, as in FF++.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import SynthConfig
+from ..video import CRF, write_mp4
+from .identity import Identity, Light, random_identity, render_face
+from .manipulate import manipulate
+from .scene import (Track, box_in_frame, camera, over, patch_to_frame, random_background,
+                    random_light, random_track, to_uint8, warp)
+
+FFPP_STREAM = 1  # rng stream ids keep the FF++ and OpenForensics populations independent
+
+
+@dataclass
+class VideoPlan:
+    ident: Identity
+    background: np.ndarray
+    track: Track
+    light: Light
+
+
+def video_id(i: int) -> str:
+    return f"{i:03d}"
+
+
+def plan_video(seed: int, i: int, cfg: SynthConfig) -> VideoPlan:
+    """Everything random about identity i's video, from its own seeded stream."""
+    rng = np.random.default_rng([seed, FFPP_STREAM, i])
+    ident = random_identity(rng)
+    size = cfg.frame_size
+    return VideoPlan(
+        ident=ident,
+        background=random_background(rng, size, size),
+        track=random_track(rng, cfg.frames, (size, size), cfg.face_frac, cfg.fps),
+        light=random_light(rng),
+    )
+
+
+def pair_partner(i: int) -> int:
+    """Identities are paired (0, 1), (2, 3), ...: each is the other's source."""
+    return i ^ 1
+
+
+def strength(cfg: SynthConfig) -> float:
+    return float(np.clip(1.0 - cfg.difficulty, 0.05, 1.0))
+
+
+def outputs_for(root: Path, t: int, cfg: SynthConfig) -> list:
+    """Every file the job for target t writes (the job is done when all exist)."""
+    vid, stem = video_id(t), f"{video_id(t)}_{video_id(pair_partner(t))}"
+    files = [root / "ground_truth" / "original" / f"{vid}.json"]
+    files += [root / "original_sequences" / "youtube" / c / "videos" / f"{vid}.mp4" for c in cfg.compressions]
+    for m in cfg.methods:
+        base = root / "manipulated_sequences" / m
+        files += [base / c / "videos" / f"{stem}.mp4" for c in cfg.compressions]
+        files += [base / "masks" / "videos" / f"{stem}.mp4",
+                  root / "ground_truth" / m / f"{stem}.json", root / "ground_truth" / m / f"{stem}_mask.png"]
+    return files
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+def _write_png(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", img)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(buf.tobytes())
+    tmp.replace(path)
+
+
+def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
+    """Render and write target t's real video and its fakes (skips when all outputs exist)."""
+    if all(p.exists() for p in outputs_for(root, t, cfg)):
+        return
+    s = pair_partner(t)
+    tp, sp = plan_video(seed, t, cfg), plan_video(seed, s, cfg)
+    P, hw = cfg.patch_size, (cfg.frame_size, cfg.frame_size)
+    noise_rng = np.random.default_rng([seed, FFPP_STREAM, t, 1])
+    affines, alphas, real, boxes = [], [], [], []
+    for f in range(cfg.frames):
+        tr = tp.track
+        m = patch_to_frame(P, tr.cx[f], tr.cy[f], tr.scale[f] * cfg.frame_size, tr.angle[f])
+        rgb, a = render_face(tp.ident, tr.expressions[f], tp.light, P)
+        wa = warp(a, m, hw)
+        real.append(camera(over(tp.background, warp(rgb, m, hw), wa), noise_rng, cfg.camera_noise))
+        affines.append(m)
+        alphas.append(wa)
+        boxes.append(box_in_frame(tp.ident, P, m, hw))
+    vid = video_id(t)
+    real_u8 = np.stack([to_uint8(fr)[..., ::-1] for fr in real])  # RGB -> BGR for ffmpeg
+    for c in cfg.compressions:
+        write_mp4(root / "original_sequences" / "youtube" / c / "videos" / f"{vid}.mp4", real_u8, cfg.fps, CRF[c])
+    common = {"frames": cfg.frames, "fps": cfg.fps, "width": cfg.frame_size, "height": cfg.frame_size}
+    _write_json(root / "ground_truth" / "original" / f"{vid}.json",
+                {"video": vid, "method": "original", "identity": vid, **common, "boxes": boxes})
+
+    stem = f"{vid}_{video_id(s)}"
+    # Frames outer, methods inner: each frame's target and source renders are cached once.
+    mrngs = {m: np.random.default_rng([seed, FFPP_STREAM, t, 2, k]) for k, m in enumerate(cfg.methods)}
+    fakes = {m: [] for m in cfg.methods}
+    masks = {m: [] for m in cfg.methods}
+    for f in range(cfg.frames):
+        for method in cfg.methods:
+            patch, mask = manipulate(method, tp.ident, sp.ident, tp.track.expressions[f],
+                                     sp.track.expressions[f], tp.light, P, mrngs[method], strength(cfg))
+            wm = warp(mask, affines[f], hw) * alphas[f]
+            clean = over(tp.background, warp(patch, affines[f], hw), alphas[f])
+            if method == "FaceShifter":  # high fidelity: it even re-synthesises sensor noise
+                clean = clean + mrngs[method].normal(0, cfg.camera_noise, clean.shape).astype(np.float32)
+            fakes[method].append(to_uint8(over(real[f], clean, wm))[..., ::-1])
+            masks[method].append(to_uint8(wm))
+    for method in cfg.methods:
+        base = root / "manipulated_sequences" / method
+        for c in cfg.compressions:
+            write_mp4(base / c / "videos" / f"{stem}.mp4", np.stack(fakes[method]), cfg.fps, CRF[c])
+        mk = np.stack(masks[method])
+        write_mp4(base / "masks" / "videos" / f"{stem}.mp4", np.where(mk > 127, 255, 0).astype(np.uint8),
+                  cfg.fps, CRF["raw"])
+        gt = root / "ground_truth" / method
+        _write_png(gt / f"{stem}_mask.png", mk.reshape(-1, cfg.frame_size))  # frames stacked vertically
+        _write_json(gt / f"{stem}.json", {
+            "video": stem, "method": method, "target": vid, "source": video_id(s), **common,
+            "boxes": boxes, "mask": f"{stem}_mask.png",
+            "manipulated_fraction": [round(float((m > 127).mean()), 4) for m in mk],
+        })
+
+
+def split_pairs(seed: int, cfg: SynthConfig) -> dict:
+    """FF++ split files: lists of [a, b] id pairs; both ids and both fakes share the pair's split."""
+    pairs = [[video_id(i), video_id(i + 1)] for i in range(0, cfg.identities, 2)]
+    order = np.random.default_rng([seed, FFPP_STREAM, 99]).permutation(len(pairs))
+    pairs = [pairs[k] for k in order]
+    n_val = max(1, round(len(pairs) * cfg.split[1]))
+    n_test = max(1, round(len(pairs) * cfg.split[2]))
+    n_train = len(pairs) - n_val - n_test
+    return {"train": pairs[:n_train], "val": pairs[n_train:n_train + n_val], "test": pairs[n_train + n_val:]}
+
+
+def write_splits(root: Path, seed: int, cfg: SynthConfig) -> None:
+    for name, pairs in split_pairs(seed, cfg).items():
+        _write_json(root / "splits" / f"{name}.json", pairs)

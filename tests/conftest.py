@@ -1,0 +1,22 @@
+"""Shared fixtures: a tiny synthetic set generated once per test session, data dir in tmp."""
+from __future__ import annotations
+
+import pytest
+
+from dflite.config import SynthConfig, override
+
+TINY = override(SynthConfig(), identities=4, frames=6, of_images=(3, 1, 1, 1), compressions=("c23",))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data(tmp_path, monkeypatch):
+    """Tests never write into the project's data/ folder."""
+    monkeypatch.setenv("DFLITE_DATA", str(tmp_path / "data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_set(tmp_path_factory):
+    from dflite.synth import generate
+
+    out = tmp_path_factory.mktemp("synth") / "tiny"
+    return generate(out, profile="quick", seed=3, cfg=TINY, workers=1, progress=False)

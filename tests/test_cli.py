@@ -1,0 +1,43 @@
+"""The dflite command: help texts, clear errors, exit codes."""
+import subprocess
+import sys
+
+import pytest
+
+from dflite import cli
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "dflite", *args], capture_output=True, text=True)
+
+
+def test_help_for_every_subcommand():
+    top = run("--help")
+    assert top.returncode == 0 and "synth" in top.stdout and "reproduce" in top.stdout
+    for sub in ("synth", "reproduce", "inspect"):
+        res = run(sub, "--help")
+        assert res.returncode == 0 and "usage: dflite " + sub in res.stdout
+
+
+def test_synth_into_a_file_is_a_clear_error(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    assert cli.main(["synth", "--out", str(target)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+
+
+def test_synth_into_a_foreign_folder_is_refused(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("x")
+    assert cli.main(["synth", "--out", str(tmp_path), "--force"]) == 2
+    assert "not made by `dflite synth`" in capsys.readouterr().err
+
+
+def test_inspect_wrong_root(tmp_path, capsys):
+    assert cli.main(["inspect", "--dataset", "ffpp", "--root", str(tmp_path)]) == 2
+    assert "expected a FaceForensics++ root" in capsys.readouterr().err
+
+
+def test_unknown_profile_is_rejected():
+    with pytest.raises(SystemExit):
+        cli.main(["synth", "--profile", "huge"])

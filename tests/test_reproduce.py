@@ -1,0 +1,68 @@
+"""The papermill runner: order, parameters, failure report, metadata stripping."""
+import json
+
+import nbformat
+import pytest
+
+from dflite import paths, reproduce
+
+
+def test_notebooks_are_numbered_and_ordered():
+    names = [p.name for p in reproduce.notebooks()]
+    assert names and names == sorted(names) and names[0] == "00_data.ipynb"
+    assert [p.name for p in reproduce.notebooks(["0"])] == ["00_data.ipynb"]
+    with pytest.raises(ValueError, match="no notebook numbered 42"):
+        reproduce.notebooks(["42"])
+
+
+def test_every_notebook_has_a_parameters_cell_with_profile():
+    for path in reproduce.notebooks():
+        nb = nbformat.read(path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, path.name
+        assert 'profile = "quick"' in tagged[0].source
+
+
+def test_profile_parameters():
+    assert reproduce.parameters_for("quick", "00_data") == {"profile": "quick"}
+    assert reproduce.parameters_for("paper", "00_data")["dataset"] == "ffpp"
+    with pytest.raises(ValueError, match="no profile file"):
+        reproduce.profile_parameters("nope")
+
+
+def test_failure_names_the_cell_and_the_executed_notebook(tmp_path, monkeypatch, capsys):
+    nbdir = tmp_path / "notebooks"
+    (nbdir / "profiles").mkdir(parents=True)
+    (nbdir / "profiles" / "quick.yaml").write_text("all:\n  profile: quick\n")
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "quick"  # profile')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("1 / 0")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nbdir / "00_boom.ipynb")
+    monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.run("quick", out_dir=tmp_path / "out", progress=False)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "FAILED: 00_boom.ipynb" in err and "ZeroDivisionError" in err
+    assert "00_boom.ipynb" in err.splitlines()[-1]
+    assert (tmp_path / "out" / "00_boom.ipynb").is_file()
+
+
+def test_strip_run_metadata_keeps_outputs(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("1 + 1", execution_count=1,
+                                     outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "2"},
+                                                                     execution_count=1)])
+    cell.metadata["papermill"] = {"duration": 0.1}
+    cell.metadata["execution"] = {"iopub.status.busy": "2026"}
+    nb.cells = [cell]
+    nb.metadata["papermill"] = {"duration": 1.0}
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    reproduce.strip_run_metadata(path)
+    back = json.loads(path.read_text())
+    assert "papermill" not in back["metadata"]
+    assert back["cells"][0]["metadata"] == {} and back["cells"][0]["execution_count"] == 1
+    assert "".join(back["cells"][0]["outputs"][0]["data"]["text/plain"]) == "2"
