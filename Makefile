@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 reproduce: setup ## run every notebook in order with papermill (PROFILE=quick by default)
 	$(VENV)/bin/dflite reproduce --profile $(PROFILE)
 
-test: setup ## unit tests, then nbval over the committed notebooks
+test: setup ## lint, unit tests, then nbval over the committed notebooks
+	$(VENV)/bin/ruff check lib tests benchmarks
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
 

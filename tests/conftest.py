@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dflite.config import SynthConfig, override
 
 TINY = override(SynthConfig(), identities=4, frames=6, of_images=(3, 1, 1, 1), compressions=("c23",))

@@ -1,5 +1,4 @@
 import pytest
-
 from dflite import config
 from dflite.config import SynthConfig
 

@@ -1,7 +1,6 @@
 """Each manipulation changes pixels inside its mask and nowhere else, in canonical patch space."""
 import numpy as np
 import pytest
-
 from dflite.config import METHODS
 from dflite.synth.identity import Expression, Light, random_identity, render_face
 from dflite.synth.manipulate import manipulate

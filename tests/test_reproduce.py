@@ -3,7 +3,6 @@ import json
 
 import nbformat
 import pytest
-
 from dflite import paths, reproduce
 
 

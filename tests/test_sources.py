@@ -2,9 +2,13 @@
 import json
 
 import pytest
-
-from dflite.sources import (DatasetLayoutError, ffpp_records, inspect_ffpp, inspect_openforensics,
-                            openforensics_records)
+from dflite.sources import (
+    DatasetLayoutError,
+    ffpp_records,
+    inspect_ffpp,
+    inspect_openforensics,
+    openforensics_records,
+)
 
 
 def write_ffpp(root, ids=("000", "001", "002", "003"), methods=("Deepfakes", "FaceSwap"), comps=("c23",),
@@ -39,10 +43,10 @@ def write_of(root, split="Train", images=None, annotations=None):
         "images": images if images is not None else
         [{"id": 0, "file_name": f"Images/{split}/9c541c578f.jpg", "width": 640, "height": 480}],
         "annotations": annotations if annotations is not None else [
-            {"id": 0, "image_id": 0, "category_id": 1, "bbox": [10, 20, 50, 60], "segmentation": [[10, 20, 60, 20, 60, 80]],
-             "area": 3000, "iscrowd": 0},
-            {"id": 1, "image_id": 0, "category_id": 0, "bbox": [200, 40, 80, 80], "segmentation": [[200, 40, 280, 40, 280, 120]],
-             "area": 6400, "iscrowd": 0}],
+            {"id": 0, "image_id": 0, "category_id": 1, "bbox": [10, 20, 50, 60],
+             "segmentation": [[10, 20, 60, 20, 60, 80]], "area": 3000, "iscrowd": 0},
+            {"id": 1, "image_id": 0, "category_id": 0, "bbox": [200, 40, 80, 80],
+             "segmentation": [[200, 40, 280, 40, 280, 120]], "area": 6400, "iscrowd": 0}],
         "categories": [{"id": 0, "name": "Real"}, {"id": 1, "name": "Fake"}],
     }
     (root / f"{split}_poly.json").write_text(json.dumps(doc))

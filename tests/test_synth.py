@@ -7,7 +7,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from dflite.config import METHODS, OF_SPLITS, override
 from dflite.faces import HaarConfig
 from dflite.synth import MARKER, OutputFolderError, generate

@@ -48,3 +48,25 @@ def iou(a, b) -> float:
     inter = ix * iy
     union = aw * ah + bw * bh - inter
     return inter / union if union > 0 else 0.0
+
+
+def expand_box(box, factor: float, frame_hw: tuple) -> tuple:
+    """Square box around [x, y, w, h]: side = factor * max(w, h), same centre, shifted to fit the frame.
+
+    Returns integer (x, y, side, side); the side shrinks only if the frame itself is smaller.
+    """
+    x, y, w, h = box
+    fh, fw = frame_hw
+    side = int(round(min(factor * max(w, h), fh, fw)))
+    cx, cy = x + w / 2, y + h / 2
+    x0 = int(round(min(max(cx - side / 2, 0), fw - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), fh - side)))
+    return x0, y0, side, side
+
+
+def crop_square(frame: np.ndarray, box, factor: float = 1.3, size: int = 64) -> np.ndarray:
+    """The expanded square crop around a face box, resized to size x size."""
+    x, y, w, h = expand_box(box, factor, frame.shape[:2])
+    crop = frame[y:y + h, x:x + w]
+    interp = cv2.INTER_AREA if w > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)

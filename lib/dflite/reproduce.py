@@ -55,7 +55,7 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True) 
             print(f"\nFAILED: {nb.name}, cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
             print("".join(e.traceback[-3:]) if e.traceback else "", file=sys.stderr)
             print(f"executed notebook: {paths.show(target)}", file=sys.stderr)
-            raise SystemExit(1)
+            raise SystemExit(1) from None
         done.append(target)
     return done
 

@@ -71,7 +71,8 @@ def read_ffpp_splits(root) -> dict:
         try:
             pairs = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise DatasetLayoutError(f"{path} is not valid JSON ({e}); expected a list of [\"953\", \"974\"] pairs")
+            raise DatasetLayoutError(
+                f"{path} is not valid JSON ({e}); expected a list of [\"953\", \"974\"] pairs") from None
         if not isinstance(pairs, list) or not all(
                 isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p) for p in pairs):
             raise DatasetLayoutError(f"{path}: expected a list of id pairs like [\"953\", \"974\"]")
@@ -135,7 +136,7 @@ def _load_coco(path: Path) -> dict:
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise DatasetLayoutError(f"{path} is not valid JSON ({e})")
+        raise DatasetLayoutError(f"{path} is not valid JSON ({e})") from None
     for key in ("images", "annotations", "categories"):
         if key not in doc:
             raise DatasetLayoutError(f"{path} has no {key!r} key; expected COCO keys images, annotations, categories")

@@ -69,7 +69,7 @@ def _check_target(out: Path, want: dict, force: bool) -> str:
     try:
         have = json.loads(marker.read_text())
     except json.JSONDecodeError:
-        raise OutputFolderError(f"{marker} is not valid JSON; delete the folder by hand if it is yours")
+        raise OutputFolderError(f"{marker} is not valid JSON; delete the folder by hand if it is yours") from None
     same = {k: have.get(k) for k in want} == want
     if force:
         return "replace"

@@ -17,8 +17,18 @@ from ..config import SynthConfig
 from ..video import CRF, write_mp4
 from .identity import Identity, Light, random_identity, render_face
 from .manipulate import manipulate
-from .scene import (Track, box_in_frame, camera, over, patch_to_frame, random_background,
-                    random_light, random_track, to_uint8, warp)
+from .scene import (
+    Track,
+    box_in_frame,
+    camera,
+    over,
+    patch_to_frame,
+    random_background,
+    random_light,
+    random_track,
+    to_uint8,
+    warp,
+)
 
 FFPP_STREAM = 1  # rng stream ids keep the FF++ and OpenForensics populations independent
 

@@ -145,7 +145,8 @@ def face_regions(ident: Identity, size: int, expr: Expression = Expression()) ->
     x, y = _grid(size)
     eyes = np.zeros((size, size), np.float32)
     for ex, ey in eye_centres(ident):
-        eyes = np.maximum(eyes, _ellipse(x, y, ex, ey - 0.01, ident.eye_w * 1.9, ident.eye_h * 3.2 + 0.02, 0.5))
+        eyes = np.maximum(eyes, _ellipse(x, y, ex, ey - 0.01, ident.eye_w * 1.9, ident.eye_h * 3.2 + 0.02,
+                                         0.5))
     mw = ident.mouth_w * (1 + 0.25 * expr.smile)
     mouth = _ellipse(x, y, FACE_CX, MOUTH_Y + 0.01, mw * 1.6, 0.06 + 0.03 * expr.mouth_open, 0.5)
     inner = _ellipse(x, y, FACE_CX, 0.6, ident.face_w * 0.86, ident.face_h * 0.72, 0.35)
@@ -204,11 +205,13 @@ def render_face(ident: Identity, expr: Expression, light: Light, size: int):
         sock = _ellipse(x, y, ex, ey - 0.015, ident.eye_w * SOCK_W, ident.eye_h * 3.2 + SOCK_H, 1.2)
         img *= (1 - SOCKET_DEPTH * sock)[..., None]
     # Nose: bright ridge, darker flanks and nostrils.
-    ridge = np.exp(-((x - FACE_CX) / (ident.nose_w * 0.45)) ** 2) * ((y > EYE_Y) & (y < EYE_Y + ident.nose_len)).astype(np.float32)
+    on_nose = ((y > EYE_Y) & (y < EYE_Y + ident.nose_len)).astype(np.float32)
+    ridge = np.exp(-((x - FACE_CX) / (ident.nose_w * 0.45)) ** 2) * on_nose
     img *= (1 + RIDGE * ridge)[..., None]
     ny_tip = EYE_Y + ident.nose_len
     for side in (-1, 1):
-        flank = _ellipse(x, y, FACE_CX + side * ident.nose_w * 0.9, ny_tip - 0.03, ident.nose_w * 0.5, ident.nose_len * 0.45, 1.0)
+        flank = _ellipse(x, y, FACE_CX + side * ident.nose_w * 0.9, ny_tip - 0.03, ident.nose_w * 0.5,
+                         ident.nose_len * 0.45, 1.0)
         img *= (1 - 0.18 * flank)[..., None]
         nostril = _ellipse(x, y, FACE_CX + side * ident.nose_w * 0.5, ny_tip, ident.nose_w * 0.28, 0.009, 0.6)
         img *= (1 - 0.6 * nostril)[..., None]
@@ -222,11 +225,13 @@ def render_face(ident: Identity, expr: Expression, light: Light, size: int):
         _paint(img, iris, ident.eye_colour)
         pupil = _ellipse(x, y, ex, ey, ident.eye_h * 0.5, ident.eye_h * 0.5, 0.3) * sclera
         _paint(img, pupil, (0.03, 0.03, 0.03))
-        lid = _ellipse(x, y, ex, ey - open_h * 0.6, ident.eye_w * 1.05, open_h * 0.55 + 0.004, 0.3) * (1 - sclera * 0.7)
+        lid = _ellipse(x, y, ex, ey - open_h * 0.6, ident.eye_w * 1.05, open_h * 0.55 + 0.004, 0.3)
+        lid = lid * (1 - sclera * 0.7)
         _paint(img, lid * (y < ey).astype(np.float32), (0.12, 0.08, 0.07), 0.85)
         # Brow: a thick arc above the eye.
         side = np.sign(ex - FACE_CX)
-        by = ey - 0.055 - ident.brow_tilt * (x - ex) * side / ident.eye_w - 0.02 * (1 - ((x - ex) / (ident.eye_w * 1.4)) ** 2)
+        arch = 0.02 * (1 - ((x - ex) / (ident.eye_w * 1.4)) ** 2)
+        by = ey - 0.055 - ident.brow_tilt * (x - ex) * side / ident.eye_w - arch
         brow = np.clip(1 - np.abs(y - by) / ident.brow_thick, 0, 1) * (np.abs(x - ex) < ident.eye_w * 1.4)
         _paint(img, brow.astype(np.float32), np.minimum(np.asarray(ident.hair) * 0.6, BROW_MAX), 0.9)
 
@@ -239,7 +244,8 @@ def render_face(ident: Identity, expr: Expression, light: Light, size: int):
 
     if ident.beard:
         beard = skin * np.clip((y - MOUTH_Y - 0.01) / 0.03, 0, 1)  # jaw and chin, below the lips
-        grain = np.random.default_rng(ident.texture_seed + 1).uniform(0.7, 1.0, (size, size)).astype(np.float32)
+        grain = np.random.default_rng(ident.texture_seed + 1).uniform(0.7, 1.0, (size, size))
+        grain = grain.astype(np.float32)
         _paint(img, beard * grain, np.asarray(ident.hair) * 0.7, 0.45)
 
     # Hair: a cap above the hairline, optionally long at the sides or a fringe.
@@ -250,9 +256,9 @@ def render_face(ident: Identity, expr: Expression, light: Light, size: int):
         hair = cap * np.clip((line - y) / 0.02 + 0.5, 0, 1)
         hair = np.maximum(hair, cap * (1 - skin))
         if ident.hair_style == 1:
-            sides = (np.abs(x - FACE_CX) > ident.face_w * 0.85) & (y < 0.8) & (np.abs(x - FACE_CX) < ident.face_w * 1.25)
+            off = np.abs(x - FACE_CX)
+            sides = (off > ident.face_w * 0.85) & (off < ident.face_w * 1.25) & (y < 0.8)
             hair = np.maximum(hair, sides.astype(np.float32))
-        hair *= 1 - 0.0 * skin
         _paint(img, hair, ident.hair)
     if ident.glasses:
         frame = np.zeros((size, size), np.float32)
