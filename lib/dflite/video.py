@@ -1,8 +1,9 @@
-"""Video files: write H.264 mp4s (through imageio-ffmpeg's bundled ffmpeg) and read frames back."""
+"""Video files: sample and decode only the frames needed; write H.264 mp4s (imageio-ffmpeg's ffmpeg)."""
 from __future__ import annotations
 
 import os
 import subprocess
+import zlib
 from pathlib import Path
 
 import cv2
@@ -41,25 +42,105 @@ def write_mp4(path, frames, fps: int, crf: int = 23) -> None:
     os.replace(tmp, path)
 
 
-def read_frames(path, indices=None) -> np.ndarray:
-    """Decode frames (all, or the given indices in order) as BGR uint8 (N, H, W, 3)."""
-    cap = cv2.VideoCapture(str(path))
+class VideoError(ValueError):
+    """A video that cannot be used; `reason` is a short machine-readable cause for failures.csv."""
+
+    def __init__(self, path, reason: str, detail: str = ""):
+        self.path, self.reason, self.detail = str(path), reason, detail
+        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+SAMPLING_POLICIES = ("uniform", "capstone", "all")
+SEEK_GAP = 250  # frames: past this gap seeking beats grabbing (x264's default keyframe interval)
+
+
+def _open(path) -> cv2.VideoCapture:
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(path, "missing", "no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(path, "undecodable", "empty file")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
-        raise ValueError(f"cannot open video {path}: not a readable video file")
-    wanted = None if indices is None else set(int(i) for i in indices)
-    out, i = [], 0
-    while True:
-        ok = cap.grab()
-        if not ok:
-            break
-        if wanted is None or i in wanted:
-            ok, frame = cap.retrieve()
-            if ok:
-                out.append(frame)
-        i += 1
-        if wanted is not None and i > max(wanted):
-            break
+        raise VideoError(path, "undecodable", "not a video container OpenCV/FFmpeg can open")
+    return cap
+
+
+def frame_count(path) -> int:
+    """Frames in a video: the container's count, or a grab-count when the container does not say."""
+    cap = _open(path)
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    if n <= 0:
+        n = 0
+        while cap.grab():
+            n += 1
     cap.release()
-    if not out:
-        raise ValueError(f"no frames could be decoded from {path}")
-    return np.stack(out)
+    return n
+
+
+def sample_frame_indices(n_frames: int, policy: str = "uniform", count: int = 32, label: int = 0,
+                         seed_key: str = "", seed: int = 0) -> list:
+    """Which frames to decode. uniform: `count` evenly spaced; capstone: real videos one frame in
+    30, fakes 10 random frames (seeded per video); all: every frame."""
+    if n_frames <= 0:
+        return []
+    if policy == "uniform":
+        return sorted(set(np.linspace(0, n_frames - 1, min(count, n_frames)).round().astype(int).tolist()))
+    if policy == "capstone":
+        if label == 0:
+            return list(range(0, n_frames, 30))
+        rng = np.random.default_rng([seed, zlib.crc32(seed_key.encode())])
+        return sorted(rng.choice(n_frames, size=min(10, n_frames), replace=False).tolist())
+    if policy == "all":
+        return list(range(n_frames))
+    raise ValueError(f"unknown sampling policy {policy!r}; expected one of {', '.join(SAMPLING_POLICIES)}")
+
+
+def read_frames(path, indices=None) -> np.ndarray:
+    """Decode frames (all, or the given sorted indices) as BGR uint8 (N, H, W, 3); raise VideoError."""
+    got, frames = read_sampled(path, indices)
+    if not frames:
+        raise VideoError(path, "no frames", "nothing could be decoded")
+    return np.stack(frames)
+
+
+def read_sampled(path, indices=None) -> tuple:
+    """Decode only the wanted frames: grab (no colour conversion) up to each, seek across long gaps.
+
+    Returns (indices actually read, frames). A seek that lands on the wrong frame falls back to
+    grabbing forward from the start, so the frames are the ones asked for in any container.
+    """
+    cap = _open(path)
+    wanted = None if indices is None else sorted(set(int(i) for i in indices))
+    got, out, pos = [], [], 0
+    try:
+        if wanted is None:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                got.append(pos)
+                out.append(frame)
+                pos += 1
+            return got, out
+        for target in wanted:
+            if target - pos > SEEK_GAP:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+                if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == target:
+                    pos = target
+                else:  # inaccurate seek: reopen and grab forward instead
+                    cap.release()
+                    cap, pos = _open(path), 0
+            while pos < target and cap.grab():
+                pos += 1
+            if pos < target:
+                break  # the video ended (or broke off) before this frame
+            ok, frame = cap.read()
+            if not ok:
+                break
+            got.append(target)
+            out.append(frame)
+            pos += 1
+    finally:
+        cap.release()
+    return got, out

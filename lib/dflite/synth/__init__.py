@@ -7,10 +7,8 @@ never touched.
 """
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +18,14 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import OF_SPLITS, SynthConfig, get_profile, to_dict
+from ..folders import OutputFolderError, claim, clear, write_marker
 from ..sources import inspect_ffpp, inspect_openforensics
 from . import ffpp, openforensics
 
+__all__ = ["MARKER", "OutputFolderError", "SynthSummary", "generate"]
+
 MARKER = "dflite_synth.json"
 OWNED = ("ffpp", "openforensics", MARKER)  # everything generate() writes at the top level
-
-
-class OutputFolderError(ValueError):
-    """The output folder cannot be used (a file, unwritable, or someone else's data)."""
 
 
 @dataclass
@@ -50,34 +47,6 @@ class SynthSummary:
 
 def _marker_body(cfg: SynthConfig, seed: int, profile: str) -> dict:
     return {"made_by": "dflite", "profile": profile, "seed": seed, "config": to_dict(cfg)}
-
-
-def _check_target(out: Path, want: dict, force: bool) -> str:
-    """Decide what to do with `out`: 'new', 'resume', 'reuse' or 'replace'; raise if it is not ours."""
-    if out.exists() and not out.is_dir():
-        raise OutputFolderError(f"{out} is a file, not a folder; choose another --out")
-    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("/"))
-    if not os.access(probe, os.W_OK):
-        raise OutputFolderError(f"{probe} is not writable; choose another --out")
-    if not out.exists() or not any(out.iterdir()):
-        return "new"
-    marker = out / MARKER
-    if not marker.is_file():
-        raise OutputFolderError(
-            f"{out} is not empty and was not made by `dflite synth` (no {MARKER}); "
-            "refusing to write into it. Choose an empty or new folder.")
-    try:
-        have = json.loads(marker.read_text())
-    except json.JSONDecodeError:
-        raise OutputFolderError(f"{marker} is not valid JSON; delete the folder by hand if it is yours") from None
-    same = {k: have.get(k) for k in want} == want
-    if force:
-        return "replace"
-    if not same:
-        raise OutputFolderError(
-            f"{out} holds synthetic data made with other settings (profile {have.get('profile')}, "
-            f"seed {have.get('seed')}); pass --force to regenerate it, or choose another --out")
-    return "reuse" if have.get("complete") else "resume"
 
 
 def _ffpp_job(args):
@@ -102,14 +71,11 @@ def generate(out, profile: str = "quick", seed: int = 0, force: bool = False, wo
     if cfg.identities < 2 or cfg.identities % 2:
         raise ValueError(f"identities must be an even number >= 2 (FF++ fakes pair them), got {cfg.identities}")
     want = _marker_body(cfg, seed, profile)
-    action = _check_target(out, want, force)
+    action = claim(out, MARKER, want, force, "dflite synth")
     if action == "replace":
-        for name in OWNED:
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        clear(out, OWNED)
     if action != "reuse":
-        out.mkdir(parents=True, exist_ok=True)
-        (out / MARKER).write_text(json.dumps({**want, "complete": False, "version": __version__}, indent=1))
+        write_marker(out, MARKER, {**want, "complete": False, "version": __version__})
         started = time.perf_counter()
         ff_root, of_root = out / "ffpp", out / "openforensics"
         jobs = [(_ffpp_job, (ff_root, seed, t, cfg)) for t in range(cfg.identities)]
@@ -131,7 +97,6 @@ def generate(out, profile: str = "quick", seed: int = 0, force: bool = False, wo
         for split, n in zip(OF_SPLITS, cfg.of_images):
             openforensics.write_annotations(of_root, seed, split, n)
         seconds = round(time.perf_counter() - started, 1)
-        (out / MARKER).write_text(json.dumps({**want, "complete": True, "version": __version__,
-                                              "seconds": seconds}, indent=1))
+        write_marker(out, MARKER, {**want, "complete": True, "version": __version__, "seconds": seconds})
     return SynthSummary(root=out, ffpp=inspect_ffpp(out / "ffpp"),
                         openforensics=inspect_openforensics(out / "openforensics"))

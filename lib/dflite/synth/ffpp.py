@@ -6,7 +6,6 @@ background and motion match the real video and only the manipulation differs, as
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..config import SynthConfig
+from ..folders import write_bytes, write_json
 from ..video import CRF, write_mp4
 from .identity import Identity, Light, random_identity, render_face
 from .manipulate import manipulate
@@ -80,19 +80,9 @@ def outputs_for(root: Path, t: int, cfg: SynthConfig) -> list:
     return files
 
 
-def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
-
-
 def _write_png(path: Path, img: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", img)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
+    write_bytes(path, buf.tobytes())
 
 
 def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
@@ -118,7 +108,7 @@ def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
     for c in cfg.compressions:
         write_mp4(root / "original_sequences" / "youtube" / c / "videos" / f"{vid}.mp4", real_u8, cfg.fps, CRF[c])
     common = {"frames": cfg.frames, "fps": cfg.fps, "width": cfg.frame_size, "height": cfg.frame_size}
-    _write_json(root / "ground_truth" / "original" / f"{vid}.json",
+    write_json(root / "ground_truth" / "original" / f"{vid}.json",
                 {"video": vid, "method": "original", "identity": vid, **common, "boxes": boxes})
 
     stem = f"{vid}_{video_id(s)}"
@@ -145,7 +135,7 @@ def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
                   cfg.fps, CRF["raw"])
         gt = root / "ground_truth" / method
         _write_png(gt / f"{stem}_mask.png", mk.reshape(-1, cfg.frame_size))  # frames stacked vertically
-        _write_json(gt / f"{stem}.json", {
+        write_json(gt / f"{stem}.json", {
             "video": stem, "method": method, "target": vid, "source": video_id(s), **common,
             "boxes": boxes, "mask": f"{stem}_mask.png",
             "manipulated_fraction": [round(float((m > 127).mean()), 4) for m in mk],
@@ -165,4 +155,4 @@ def split_pairs(seed: int, cfg: SynthConfig) -> dict:
 
 def write_splits(root: Path, seed: int, cfg: SynthConfig) -> None:
     for name, pairs in split_pairs(seed, cfg).items():
-        _write_json(root / "splits" / f"{name}.json", pairs)
+        write_json(root / "splits" / f"{name}.json", pairs)

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from ..config import OF_SPLITS, SynthConfig
-from .ffpp import _write_json, strength
+from ..folders import write_bytes, write_json
+from .ffpp import _write_png, strength
 from .identity import Expression, face_regions, random_identity, render_face
 from .manipulate import manipulate
 from .scene import box_in_frame, camera, over, patch_to_frame, random_background, random_light, warp
@@ -88,17 +89,11 @@ def render_image(root: Path, seed: int, split: str, i: int, cfg: SynthConfig) ->
     img = camera(img, rng, cfg.camera_noise * 1.5)
     quality = int(rng.integers(70, 96))  # web JPEGs, not H.264
     name = image_name(seed, split, i)
-    path = root / "Images" / split / f"{name}.jpg"
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".jpg", np.round(img * 255).astype(np.uint8)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
+    write_bytes(root / "Images" / split / f"{name}.jpg", buf.tobytes())
     gt = root / "ground_truth" / split
-    gt.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", np.round(changed * 255).astype(np.uint8))
-    (gt / f"{name}_mask.png").write_bytes(buf.tobytes())
-    _write_json(gt / f"{name}.json", {"file_name": f"Images/{split}/{name}.jpg", "width": w, "height": h,
+    _write_png(gt / f"{name}_mask.png", np.round(changed * 255).astype(np.uint8))
+    write_json(gt / f"{name}.json", {"file_name": f"Images/{split}/{name}.jpg", "width": w, "height": h,
                                       "jpeg_quality": quality, "mask": f"{name}_mask.png", "faces": faces})
 
 
@@ -112,4 +107,4 @@ def write_annotations(root: Path, seed: int, split: str, count: int) -> None:
             annotations.append({"id": len(annotations), "image_id": i, "category_id": face["category_id"],
                                 "bbox": face["bbox"], "segmentation": face["segmentation"],
                                 "area": face["area"], "iscrowd": 0})
-    _write_json(root / f"{split}_poly.json", {"images": images, "annotations": annotations, "categories": CATEGORIES})
+    write_json(root / f"{split}_poly.json", {"images": images, "annotations": annotations, "categories": CATEGORIES})

@@ -1,0 +1,75 @@
+"""Output folders dflite owns: a marker file says what made them, so nothing else is ever overwritten."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+
+class OutputFolderError(ValueError):
+    """The output folder cannot be used (a file, unwritable, or someone else's data)."""
+
+
+def claim(out: Path, marker: str, want: dict, force: bool, command: str) -> str:
+    """Decide what to do with `out`: 'new', 'resume', 'reuse' or 'replace'; raise if it is not ours.
+
+    `want` is the marker body for the settings asked for; a folder made with other settings is
+    only replaced with force, and a non-empty folder without our marker never is.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"{out} is a file, not a folder; choose another --out")
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("/"))
+    if not os.access(probe, os.W_OK):
+        raise OutputFolderError(f"{probe} is not writable; choose another --out")
+    if not out.exists() or not any(out.iterdir()):
+        return "new"
+    path = out / marker
+    if not path.is_file():
+        raise OutputFolderError(
+            f"{out} is not empty and was not made by `{command}` (no {marker}); "
+            "refusing to write into it. Choose an empty or new folder.")
+    try:
+        have = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise OutputFolderError(f"{path} is not valid JSON; delete the folder by hand if it is yours") from None
+    if force:
+        return "replace"
+    if {k: have.get(k) for k in want} != want:
+        raise OutputFolderError(
+            f"{out} holds output of `{command}` made with other settings; pass --force to redo it, "
+            "or choose another --out")
+    return "reuse" if have.get("complete") else "resume"
+
+
+def clear(out: Path, owned) -> None:
+    """Delete the named top-level entries of a folder we own (and nothing else in it)."""
+    for name in owned:
+        p = Path(out) / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def write_marker(out: Path, marker: str, body: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (marker + ".part")
+    tmp.write_text(json.dumps(body, indent=1))
+    tmp.replace(out / marker)
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON atomically (a killed run never leaves half a file that looks finished)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
