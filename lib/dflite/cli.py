@@ -37,6 +37,31 @@ def _reproduce(args) -> int:
     return 0
 
 
+def _extract(args) -> int:
+    from .config import get_profile, override
+    from .extract import extract, store_dir
+    from .folders import OutputFolderError
+    from .sources import DatasetLayoutError
+
+    cfg = get_profile(args.profile).extract
+    changes = {k: v for k, v in (("sampling", args.sampling), ("frames", args.frames), ("size", args.size),
+                                 ("compression", args.compression), ("split_mode", args.split)) if v is not None}
+    cfg = override(cfg, **changes)
+    out = args.out or store_dir(args.profile, args.dataset, cfg)
+    try:
+        store = extract(args.dataset, args.root, out, cfg, workers=args.workers, force=args.force)
+    except (DatasetLayoutError, OutputFolderError) as e:
+        print(f"dflite extract: {e}", file=sys.stderr)
+        return 2
+    s = store.summary
+    print(f"crop store {paths.show(out)}: {s['crops']} crops from {s['media'] - s['failed']}/{s['media']} media, "
+          f"detection rate {s['detection_rate']}, {s['crops_per_second']} crops/s")
+    print("seconds per stage:", s["stage_seconds"])
+    if len(store.failures):
+        print("failures by reason:", store.failures["reason"].value_counts().to_dict(), "(see failures.csv)")
+    return 0
+
+
 def _inspect(args) -> int:
     from .sources import DatasetLayoutError, inspect_ffpp, inspect_openforensics
 
@@ -80,6 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--refresh", action="store_true",
                    help="re-execute the committed notebooks in place (quick defaults) to refresh stored outputs")
     r.set_defaults(func=_reproduce)
+
+    e = sub.add_parser("extract", help="face crops from a dataset into a crop store",
+                       description="Sample frames, detect faces (Haar), write square crops with index.csv, "
+                                   "failures.csv and summary.json. Parallel and resumable.")
+    e.add_argument("--dataset", required=True, choices=["ffpp", "openforensics", "celebdf"])
+    e.add_argument("--root", required=True, help="dataset root folder")
+    e.add_argument("--out", help="crop store folder (default: data/crops/<profile>/<dataset>_<hash>)")
+    e.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="extraction settings (default: quick)")
+    e.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most 8)")
+    e.add_argument("--sampling", choices=["uniform", "capstone", "all"], help="override the profile's frame sampling")
+    e.add_argument("--frames", type=int, help="frames per video for uniform sampling")
+    e.add_argument("--size", type=int, help="crop side in pixels")
+    e.add_argument("--compression", choices=["raw", "c23", "c40"], help="FF++ compression level")
+    e.add_argument("--split", choices=["official", "group", "leaky"], help="split mode (leaky: ablation only)")
+    e.add_argument("--force", action="store_true", help="redo a store dflite made with other settings")
+    e.set_defaults(func=_extract)
 
     i = sub.add_parser("inspect", help="report what a real dataset root holds",
                        description="Check a FaceForensics++ or OpenForensics root and count what it holds.")

@@ -35,11 +35,32 @@ class SynthConfig:
 
 
 @dataclass(frozen=True)
+class ExtractConfig:
+    """Face preprocessing: which frames, which detector settings, which crops."""
+
+    sampling: str = "uniform"        # uniform | capstone (real 1 in 30, fakes 10 random) | all
+    frames: int = 8                  # frames per video for uniform sampling
+    compression: str = "c23"         # FF++ compression level to read
+    methods: tuple = METHODS         # FF++ manipulation methods to read
+    scale_factor: float = 1.1        # Haar pyramid step
+    min_neighbors: int = 5           # Haar hits needed to keep a face
+    min_size: int = 40               # smallest face side in frame pixels
+    detect_max_side: int = 320       # detect on a copy at most this long (0 = full resolution)
+    all_faces: bool = False          # False: the biggest face only (the capstone's choice)
+    expand: float = 1.3              # crop side = expand * face box side, square, clipped to the frame
+    size: int = 96                   # crop side in pixels as stored
+    split_mode: str = "official"     # official | group (70/15/15 by identity) | leaky (by frame: ablation only)
+    of_detect: bool = True           # also run the detector on OpenForensics images to measure its recall
+    seed: int = 0                    # seeds capstone sampling and group/leaky splits
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything a profile sets, one section per stage."""
 
     name: str = "quick"
     synth: SynthConfig = field(default_factory=SynthConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
 
 
 PROFILES = {
@@ -48,12 +69,14 @@ PROFILES = {
         name="standard",
         synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
                           of_images=(1200, 300, 300, 300), of_size=(512, 384)),
+        extract=ExtractConfig(frames=16, size=160),
     ),
     # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
     "paper": Profile(
         name="paper",
         synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
                           of_images=(1200, 300, 300, 300), of_size=(512, 384)),
+        extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=480, min_size=60),
     ),
 }
 

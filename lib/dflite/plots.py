@@ -65,3 +65,43 @@ def scene_with_boxes(of_root, split: str = "Val", image_index: int = 0):
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def crops_with_boxes(store_root, index, dataset_root, per_method: int = 1, seed: int = 0):
+    """Per method: the frame with the detected box drawn, and the stored crop beside it."""
+    from .video import read_frames
+
+    methods = sorted(index["method"].unique(), key=lambda m: (m != "original", m))
+    fig, axes = plt.subplots(2, len(methods), figsize=(2.1 * len(methods), 4.4), squeeze=False)
+    for k, method in enumerate(methods):
+        row = index[index["method"] == method].sample(per_method, random_state=seed).iloc[0]
+        source = Path(dataset_root) / row["source"]
+        frame = read_frames(source, [row["frame"]])[0] if source.suffix == ".mp4" else cv2.imread(str(source))
+        frame = frame.copy()
+        cv2.rectangle(frame, (row["x"], row["y"]), (row["x"] + row["w"], row["y"] + row["h"]), (0, 220, 0), 2)
+        axes[0, k].imshow(frame[..., ::-1])
+        axes[0, k].set_title(method, fontsize=9)
+        axes[1, k].imshow(cv2.imread(str(Path(store_root) / row["crop"]))[..., ::-1])
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("frame + box", fontsize=9)
+    axes[1, 0].set_ylabel("crop", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def stage_seconds(summaries: dict):
+    """Horizontal stacked bars: seconds per preprocessing stage, one bar per dataset."""
+    names = list(summaries)
+    stages = list(next(iter(summaries.values()))["stage_seconds"])
+    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.5 * len(names)))
+    left = np.zeros(len(names))
+    for stage in stages:
+        vals = np.array([summaries[n]["stage_seconds"][stage] for n in names])
+        ax.barh(names, vals, left=left, label=stage)
+        left += vals
+    ax.set_xlabel("CPU seconds, summed over workers")
+    ax.legend(ncol=len(stages), fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -22,6 +22,10 @@ FFPP_EXPECTED = """expected a FaceForensics++ root laid out as:
 OF_EXPECTED = """expected an OpenForensics root laid out as:
   Train_poly.json, Val_poly.json, Test-Dev_poly.json, Test-Challenge_poly.json  (COCO: images, annotations, categories)
   Images/Train/<name>.jpg, Images/Val/..., Images/Test-Dev/..., Images/Test-Challenge/..."""
+CELEBDF_EXPECTED = """expected a Celeb-DF v2 root laid out as:
+  Celeb-real/id0_0000.mp4 ..., YouTube-real/00000.mp4 ..., Celeb-synthesis/id0_id1_0000.mp4 ...
+  List_of_testing_videos.txt  (lines '<1 real|0 fake> <Folder>/<file>.mp4')"""
+CELEBDF_FOLDERS = {"Celeb-real": 0, "YouTube-real": 0, "Celeb-synthesis": 1}
 OF_SPLIT_NAMES = {"Train": "train", "Val": "val", "Test-Dev": "test", "Test-Challenge": "test-challenge"}
 
 
@@ -43,6 +47,19 @@ class MediaRecord:
     face: int = -1            # index of the face within an image (image datasets), -1 for videos
     box: tuple = ()           # annotated [x, y, w, h] (image datasets)
     mask_path: str = ""       # per-frame manipulation mask video, when the dataset has one
+
+
+def group_split(groups, fractions=(0.7, 0.15, 0.15), seed: int = 0, names=("train", "val", "test")) -> dict:
+    """{group: split}: whole groups (identities, source videos) go to one split, deterministically."""
+    import numpy as np
+
+    uniq = sorted(set(groups))
+    order = np.random.default_rng([seed, 7]).permutation(len(uniq))
+    bounds = np.cumsum(np.asarray(fractions) / sum(fractions)) * len(uniq)
+    out = {}
+    for rank, k in enumerate(order):
+        out[uniq[k]] = names[int(np.searchsorted(bounds, rank, side="right"))]
+    return out
 
 
 def records_frame(records) -> pd.DataFrame:
@@ -128,6 +145,52 @@ def inspect_ffpp(root) -> dict:
         p = root / "splits" / f"{split}.json"
         splits[split] = len(json.loads(p.read_text())) if p.is_file() else None
     return {"videos": table, "masks": masks, "split_pairs": splits}
+
+
+# --- Celeb-DF v2 -------------------------------------------------------------------------------
+
+def _celebdf_identity(folder: str, stem: str) -> str:
+    """id0_0000 -> id0; id0_id1_0000 -> id0 (the target, whose video it is); YouTube 00000 -> yt00000."""
+    return f"yt{stem}" if folder == "YouTube-real" else stem.split("_")[0]
+
+
+def read_celebdf_test_list(root) -> dict:
+    """{"Folder/file.mp4": label} from List_of_testing_videos.txt (file: 1 = real, 0 = fake; ours: 1 = fake)."""
+    path = Path(root) / "List_of_testing_videos.txt"
+    if not path.is_file():
+        raise DatasetLayoutError(f"missing {path}; {CELEBDF_EXPECTED}")
+    out = {}
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or parts[0] not in ("0", "1") or parts[1].split("/")[0] not in CELEBDF_FOLDERS:
+            raise DatasetLayoutError(f"{path} line {n}: {line!r}; expected '<1 real|0 fake> <Folder>/<file>.mp4'")
+        out[parts[1]] = 1 - int(parts[0])
+    return out
+
+
+def celebdf_records(root, seed: int = 0, val_fraction: float = 0.15) -> list:
+    """Official test list; train/val from the rest, split by identity (id<a> of id<a>_id<b>_NNNN)."""
+    root = Path(root)
+    if not root.is_dir() or not any((root / f).is_dir() for f in CELEBDF_FOLDERS):
+        raise DatasetLayoutError(f"{root} has none of {', '.join(CELEBDF_FOLDERS)}; {CELEBDF_EXPECTED}")
+    test = read_celebdf_test_list(root)
+    found = [(folder, p) for folder in CELEBDF_FOLDERS for p in sorted((root / folder).glob("*.mp4"))]
+    rest = [_celebdf_identity(folder, p.stem) for folder, p in found if f"{folder}/{p.name}" not in test]
+    train_val = group_split(rest, (1 - val_fraction, val_fraction), seed, names=("train", "val"))
+    records = []
+    for folder, p in found:
+        rel = f"{folder}/{p.name}"
+        group = _celebdf_identity(folder, p.stem)
+        label = CELEBDF_FOLDERS[folder]
+        if rel in test and test[rel] != label:
+            raise DatasetLayoutError(f"{root / 'List_of_testing_videos.txt'}: {rel} is labelled "
+                                     f"{'fake' if test[rel] else 'real'} but lives in {folder}/")
+        split = "test" if rel in test else train_val[group]
+        records.append(MediaRecord(str(p), f"{folder}/{p.stem}", label, "Celeb-synthesis" if label else "original",
+                                   split, group, ""))
+    return records
 
 
 # --- OpenForensics -----------------------------------------------------------------------------

@@ -84,7 +84,8 @@ def generate(out, profile: str = "quick", seed: int = 0, force: bool = False, wo
         n_workers = workers or min(os.cpu_count() or 1, 8)
         bar = tqdm(total=len(jobs), desc="synth", unit="item", disable=not progress)
         if n_workers > 1:
-            with mp.get_context("fork").Pool(n_workers, initializer=_init_worker) as pool:
+            # spawn, not fork: forking a process that already runs OpenCV or tqdm threads can deadlock.
+            with mp.get_context("spawn").Pool(n_workers, initializer=_init_worker) as pool:
                 for fn in (_ffpp_job, _of_job):
                     for _ in pool.imap_unordered(fn, [a for f, a in jobs if f is fn], chunksize=2):
                         bar.update()

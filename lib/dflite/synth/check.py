@@ -46,3 +46,27 @@ def haar_recall(ffpp_root, compression: str = "c23", cfg: HaarConfig = HaarConfi
                           "mean_iou": [df["iou"].mean()], "false_or_extra": [out["false_or_extra"].sum()],
                           "recall": [out["found"].sum() / out["faces"].sum()]}, index=["all"])
     return pd.concat([out, total]).round(3)
+
+
+def store_recall(store, ffpp_root, min_iou: float = 0.4) -> pd.DataFrame:
+    """A crop store's detector against the synthetic ground truth, per method.
+
+    recall: sampled frames whose biggest detected face is the true face (IoU >= min_iou), over all
+    sampled frames (a frame with no detection is a miss); precision: the same over frames with a crop.
+    """
+    root = Path(ffpp_root)
+    rows = []
+    for media_id, group in store.index[store.index["face"] == 0].groupby("media_id"):
+        kind, stem = media_id.split("/")
+        gt = json.loads((root / "ground_truth" / kind / f"{stem}.json").read_text())
+        for r in group.itertuples():
+            rows.append({"method": r.method, "iou": iou((r.x, r.y, r.w, r.h), gt["boxes"][r.frame])})
+    df = pd.DataFrame(rows, columns=["method", "iou"])
+    df["hit"] = df["iou"] >= min_iou
+    out = df.groupby("method").agg(crops=("hit", "size"), correct=("hit", "sum"), mean_iou=("iou", "mean"))
+    out["sampled"] = store.media.groupby("method")["sampled"].sum()
+    out.loc["all"] = [len(df), int(df["hit"].sum()), df["iou"].mean(), int(store.media["sampled"].sum())]
+    out["recall"] = out["correct"] / out["sampled"]
+    out["precision"] = out["correct"] / out["crops"]
+    return out[["sampled", "crops", "correct", "recall", "precision", "mean_iou"]].astype(
+        {"sampled": int, "crops": int, "correct": int}).round(3)
