@@ -44,8 +44,9 @@ class ExtractConfig:
     methods: tuple = METHODS         # FF++ manipulation methods to read
     scale_factor: float = 1.1        # Haar pyramid step
     min_neighbors: int = 5           # Haar hits needed to keep a face
-    min_size: int = 40               # smallest face side in frame pixels
-    detect_max_side: int = 320       # detect on a copy at most this long (0 = full resolution)
+    min_size: int = 60               # smallest face side in frame pixels
+    detect_max_side: int = 240       # detect on a copy at most this long (0 = full resolution)
+    track: bool = True               # search near the previous sampled frame's face first (biggest-face mode)
     all_faces: bool = False          # False: the biggest face only (the capstone's choice)
     expand: float = 1.3              # crop side = expand * face box side, square, clipped to the frame
     size: int = 96                   # crop side in pixels as stored
@@ -76,7 +77,7 @@ PROFILES = {
         name="paper",
         synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
                           of_images=(1200, 300, 300, 300), of_size=(512, 384)),
-        extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=480, min_size=60),
+        extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=360, min_size=80),
     ),
 }
 

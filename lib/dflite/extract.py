@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import __version__, paths
-from .config import OF_SPLITS, ExtractConfig, config_hash, to_dict
-from .faces import HaarConfig, crop_square, detect_faces, iou
+from . import __version__, paths, video
+from .config import OF_SPLITS, ExtractConfig, config_hash, override, to_dict
+from .faces import HaarConfig, crop_square, detect_faces, detect_near, iou
 from .folders import claim, clear, write_bytes, write_json, write_marker
 from .sources import MediaRecord, celebdf_records, ffpp_records, group_split, openforensics_records
-from .video import VideoError, frame_count, read_sampled, sample_frame_indices
+from .video import VideoError, read_sampled, sample_frame_indices
 
 MARKER = "store.json"
 OWNED = ("crops", "parts", "index.csv", "media.csv", "failures.csv", "summary.json", MARKER)
@@ -90,7 +90,7 @@ def _row(r: MediaRecord, frame: int, face: int, box, detected: bool, crop: Path,
 
 
 def _write_crop(path: Path, crop: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", crop)
+    ok, buf = cv2.imencode(".png", crop, [cv2.IMWRITE_PNG_COMPRESSION, 1])  # lossless either way; 1 is fast
     write_bytes(path, buf.tobytes())
 
 
@@ -100,26 +100,30 @@ def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> 
     result = {"rows": [], "failure": None, "times": times, "sampled": 0, "with_face": 0}
     t = time.perf_counter()
     try:
-        n = frame_count(r.path)
-        wanted = sample_frame_indices(n, cfg.sampling, cfg.frames, r.label, r.media_id, cfg.seed)
+        def wanted(n):
+            return sample_frame_indices(n, cfg.sampling, cfg.frames, r.label, r.media_id, cfg.seed)
+
         got, frames = read_sampled(r.path, wanted)
     except VideoError as e:
         result["failure"] = {"reason": e.reason, "detail": e.detail}
         return result
     times["decode"] += time.perf_counter() - t
     if not frames:
-        result["failure"] = {"reason": "no frames", "detail": f"container reports {n} frames, none decoded"}
+        result["failure"] = {"reason": "no frames", "detail": "the container holds no decodable frame"}
         return result
     result["sampled"] = len(frames)
     haar = haar_config(cfg)
+    tracking = cfg.track and not cfg.all_faces
+    previous = None
     for idx, frame in zip(got, frames):
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         t = time.perf_counter()
-        boxes = detect_faces(frame, haar)
+        boxes = detect_near(frame, previous, haar) if tracking else detect_faces(frame, haar)
         times["detect"] += time.perf_counter() - t
         if len(boxes) == 0:
             continue
+        previous = boxes[0]
         result["with_face"] += 1
         for k, box in enumerate(boxes if cfg.all_faces else boxes[:1]):
             t = time.perf_counter()
@@ -147,8 +151,9 @@ def process_image(records: list, cfg: ExtractConfig, out: Path, root: Path) -> d
         return result
     dets = []
     if cfg.of_detect:
+        # Scene faces range from tiny to huge: full resolution, down to the cascade's own 24 px window.
         t = time.perf_counter()
-        dets = detect_faces(image, haar_config(cfg))
+        dets = detect_faces(image, override(haar_config(cfg), min_size=24, max_side=0))
         times["detect"] += time.perf_counter() - t
     for r in records:
         found = bool(cfg.of_detect and any(iou(d, r.box) >= 0.4 for d in dets))
@@ -185,7 +190,9 @@ def _job(args) -> str:
 
 
 def _init_worker():
-    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would fight them
+    # One process per core: OpenCV's and FFmpeg's own threads would only fight them.
+    cv2.setNumThreads(1)
+    video.DECODE_THREADS = 1
 
 
 def _leaky_split(rows: pd.DataFrame, seed: int) -> pd.Series:
@@ -274,3 +281,11 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
     _assemble(out, jobs, cfg, time.perf_counter() - started)
     write_marker(out, MARKER, {**want, "complete": True, "version": __version__})
     return load_store(out)
+
+
+def balance(table: pd.DataFrame, value: str = "media_id") -> pd.DataFrame:
+    """Rows per method and split (videos in media.csv, crops in index.csv), with label totals."""
+    counts = table.pivot_table(index="method", columns="split", values=value, aggfunc="count", fill_value=0)
+    counts.loc["all real"] = counts.loc[[m for m in counts.index if m == "original"]].sum()
+    counts.loc["all fake"] = counts.loc[[m for m in counts.index if m not in ("original", "all real")]].sum()
+    return counts

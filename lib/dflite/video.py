@@ -52,6 +52,7 @@ class VideoError(ValueError):
 
 SAMPLING_POLICIES = ("uniform", "capstone", "all")
 SEEK_GAP = 250  # frames: past this gap seeking beats grabbing (x264's default keyframe interval)
+DECODE_THREADS = 0  # 0: FFmpeg's default (all cores); worker processes set 1, as the cores are theirs already
 
 
 def _open(path) -> cv2.VideoCapture:
@@ -60,7 +61,8 @@ def _open(path) -> cv2.VideoCapture:
         raise VideoError(path, "missing", "no such file")
     if path.stat().st_size == 0:
         raise VideoError(path, "undecodable", "empty file")
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    params = [cv2.CAP_PROP_N_THREADS, DECODE_THREADS] if DECODE_THREADS else []
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         raise VideoError(path, "undecodable", "not a video container OpenCV/FFmpeg can open")
     return cap
@@ -107,10 +109,14 @@ def read_frames(path, indices=None) -> np.ndarray:
 def read_sampled(path, indices=None) -> tuple:
     """Decode only the wanted frames: grab (no colour conversion) up to each, seek across long gaps.
 
-    Returns (indices actually read, frames). A seek that lands on the wrong frame falls back to
-    grabbing forward from the start, so the frames are the ones asked for in any container.
+    `indices` is a list, or a function of the frame count that returns one (so the file is opened
+    once). Returns (indices actually read, frames). A seek that lands on the wrong frame falls back
+    to grabbing forward from the start, so the frames are the ones asked for in any container.
     """
     cap = _open(path)
+    if callable(indices):
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        indices = indices(n if n > 0 else frame_count(path))
     wanted = None if indices is None else sorted(set(int(i) for i in indices))
     got, out, pos = [], [], 0
     try:
