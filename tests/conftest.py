@@ -19,3 +19,16 @@ def tiny_set(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("synth") / "tiny"
     return generate(out, profile="quick", seed=3, cfg=TINY, workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def train_store(tmp_path_factory):
+    """A crop store with train, val and test videos (3 identity pairs), 32 px crops."""
+    from dflite.config import ExtractConfig
+    from dflite.extract import extract
+    from dflite.synth import generate
+
+    base = tmp_path_factory.mktemp("trainset")
+    cfg = override(TINY, identities=6, of_images=(1, 1, 1, 1))
+    data = generate(base / "synth", seed=11, cfg=cfg, workers=1, progress=False)
+    return extract("ffpp", data.ffpp_root, base / "store", ExtractConfig(frames=4, size=32), workers=1, progress=False)

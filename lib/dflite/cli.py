@@ -62,6 +62,30 @@ def _extract(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from .config import get_profile, override
+    from .extract import load_store
+    from .train import fit, run_dir
+
+    cfg = get_profile(args.profile).train
+    if args.epochs:
+        cfg = override(cfg, epochs=args.epochs, warmup_epochs=min(cfg.warmup_epochs, args.epochs))
+    if args.input_size is not None:
+        cfg = override(cfg, input_size=args.input_size)
+    try:
+        store = load_store(args.store)
+        out = args.out or run_dir(args.profile, "train", args.model, args.dataset, cfg, store.config, args.seed)
+        result = fit(args.model, store, cfg, out, seed=args.seed)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"dflite train: {e}", file=sys.stderr)
+        return 2
+    if result is None:  # a non-zero rank under torchrun
+        return 0
+    print(f"run {paths.show(result.run_dir)}")
+    print({k: round(v, 4) for k, v in result.metrics.items()})
+    return 0
+
+
 def _inspect(args) -> int:
     from .sources import DatasetLayoutError, inspect_ffpp, inspect_openforensics
 
@@ -121,6 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=["official", "group", "leaky"], help="split mode (leaky: ablation only)")
     e.add_argument("--force", action="store_true", help="redo a store dflite made with other settings")
     e.set_defaults(func=_extract)
+
+    t = sub.add_parser("train", help="train and evaluate one detector on a crop store",
+                       description="Train with the profile's recipe (warm-up + cosine, balanced sampling, "
+                                   "augmentation), keep the best epoch by validation AUC, evaluate on the test "
+                                   "split. Resumes an interrupted run; several GPUs or CPU processes under torchrun.")
+    t.add_argument("--store", required=True, help="crop store folder (from `dflite extract`)")
+    t.add_argument("--model", required=True, help="a name from dflite.models.list_models()")
+    t.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="training recipe (default: quick)")
+    t.add_argument("--dataset", default="ffpp", help="dataset name used in the run folder name")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=int, help="override the profile's epochs")
+    t.add_argument("--input-size", type=int, help="override the input size (0 = the model's own)")
+    t.add_argument("--out", help="run folder (default: data/runs/<profile>/train_<model>_<dataset>_<hash>/seed_<s>)")
+    t.set_defaults(func=_train)
 
     i = sub.add_parser("inspect", help="report what a real dataset root holds",
                        description="Check a FaceForensics++ or OpenForensics root and count what it holds.")

@@ -55,6 +55,35 @@ class ExtractConfig:
     seed: int = 0                    # seeds capstone sampling and group/leaky splits
 
 
+BASELINE_MODELS = ("meso4", "mesoinception4", "cnn5", "resnet18", "xception", "efficientnet_b0", "efficientnet_lite0")
+# Quick leaves out Xception (20.8 M parameters, 2.5x ResNet-18's MACs): alone it would take half of
+# the 5-minute CPU budget. Standard and paper train all seven.
+QUICK_MODELS = tuple(m for m in BASELINE_MODELS if m != "xception")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training and evaluation of one detector (the capstone's recipe in the paper profile)."""
+
+    models: tuple = QUICK_MODELS     # the detectors notebook 02 trains
+    input_size: int = 64             # input side; 0 = each model's own (Meso 256, EfficientNet 224, ...)
+    epochs: int = 5                  # training epochs
+    warmup_epochs: int = 1           # linear warm-up epochs before the cosine decay
+    schedule: str = "cosine"         # cosine (after warm-up) | constant
+    optimizer: str = "adamw"         # sgd | adam | adamw
+    lr: float = 1e-3                 # peak learning rate
+    weight_decay: float = 1e-5       # L2 / decoupled weight decay
+    momentum: float = 0.9            # SGD momentum
+    batch_size: int = 32             # per process
+    balance: str = "sampler"         # sampler (balanced draws) | weights (pos_weight in the loss) | none
+    augment: bool = True             # flip, small rotation, colour jitter
+    patience: int = 0                # early stopping on validation AUC after this many flat epochs (0 = off)
+    pretrained: bool = False         # start from timm's ImageNet weights (needs them in the local cache)
+    seeds: tuple = (0,)              # seeds to train
+    ablation_model: str = "cnn5"     # model for the warm-up+cosine vs constant-lr ablation
+    latency_repeats: int = 30        # CPU latency: median over this many batch-1 forward passes
+
+
 @dataclass(frozen=True)
 class Profile:
     """Everything a profile sets, one section per stage."""
@@ -62,6 +91,7 @@ class Profile:
     name: str = "quick"
     synth: SynthConfig = field(default_factory=SynthConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 PROFILES = {
@@ -71,6 +101,8 @@ PROFILES = {
         synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
                           of_images=(1200, 300, 300, 300), of_size=(512, 384)),
         extract=ExtractConfig(frames=16, size=160),
+        train=TrainConfig(models=BASELINE_MODELS, input_size=128, epochs=20, warmup_epochs=3, seeds=(0, 1, 2),
+                          patience=5),
     ),
     # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
     "paper": Profile(
@@ -78,6 +110,9 @@ PROFILES = {
         synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
                           of_images=(1200, 300, 300, 300), of_size=(512, 384)),
         extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=360, min_size=80),
+        train=TrainConfig(models=BASELINE_MODELS, input_size=0, epochs=30, warmup_epochs=10, optimizer="sgd",
+                          lr=5e-4, weight_decay=1e-5,
+                          pretrained=True, seeds=(0, 1, 2), ablation_model="efficientnet_b0", patience=10),
     ),
 }
 
@@ -104,18 +139,24 @@ def to_dict(cfg) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+def from_dict(cls, d: dict):
+    """A config dataclass from to_dict's output (lists back to tuples); unknown keys are an error."""
+    return override(cls(), **d)
+
+
 def non_defaults(cfg) -> dict:
     """Fields whose value differs from the dataclass default."""
     default = to_dict(type(cfg)())
     return {k: v for k, v in to_dict(cfg).items() if default.get(k) != v}
 
 
-def config_hash(cfg) -> str:
-    """8 hex digits naming a config by its non-default fields (defaults hash the same forever)."""
-    blob = json.dumps(non_defaults(cfg), sort_keys=True)
+def config_hash(*cfgs) -> str:
+    """8 hex digits naming configs by their non-default fields (defaults hash the same forever)."""
+    parts = non_defaults(cfgs[0]) if len(cfgs) == 1 else [non_defaults(c) for c in cfgs]
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-def run_name(stage: str, model: str, dataset: str, cfg) -> str:
+def run_name(stage: str, model: str, dataset: str, *cfgs) -> str:
     """`<stage>_<model>_<dataset>_<hash8>`, the folder name of a run under data/runs/<profile>/."""
-    return f"{stage}_{model}_{dataset}_{config_hash(cfg)}"
+    return f"{stage}_{model}_{dataset}_{config_hash(*cfgs)}"

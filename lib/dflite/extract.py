@@ -44,6 +44,7 @@ class CropStore:
     media: pd.DataFrame     # one row per video/image: frames sampled, frames with a face, crops
     failures: pd.DataFrame  # one row per media that gave no crop, with the reason
     summary: dict
+    config: dict            # the ExtractConfig it was made with (store.json)
 
 
 def store_dir(profile: str, dataset: str, cfg: ExtractConfig) -> Path:
@@ -238,12 +239,13 @@ def load_store(out) -> CropStore:
     """Read a finished crop store; a clear error if it is missing or unfinished."""
     out = Path(out)
     marker = out / MARKER
-    if not marker.is_file() or not json.loads(marker.read_text()).get("complete"):
+    made = json.loads(marker.read_text()) if marker.is_file() else {}
+    if not made.get("complete"):
         raise FileNotFoundError(f"no finished crop store at {paths.show(out)}: run `dflite extract` "
                                 "(or notebook 01) first")
     return CropStore(out, pd.read_csv(out / "index.csv", dtype={"group": str, "compression": str}),
                      pd.read_csv(out / "media.csv", keep_default_na=False), pd.read_csv(out / "failures.csv"),
-                     json.loads((out / "summary.json").read_text()))
+                     json.loads((out / "summary.json").read_text()), made["config"])
 
 
 def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), workers: int | None = None,

@@ -105,3 +105,20 @@ def stage_seconds(summaries: dict):
     ax.legend(ncol=len(stages), fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def training_curves(history, title: str = ""):
+    """Validation AUC and training loss per epoch, one line per model (mean over seeds)."""
+    import pandas as pd
+
+    h = pd.DataFrame(history).groupby(["model", "epoch"], sort=False)[["val_auc", "train_loss"]].mean().reset_index()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for model, g in h.groupby("model", sort=False):
+        axes[0].plot(g["epoch"], g["val_auc"], marker="o", ms=3, label=model)
+        axes[1].plot(g["epoch"], g["train_loss"], marker="o", ms=3, label=model)
+    axes[0].axhline(0.5, color="grey", lw=0.8, ls=":")
+    axes[0].set(xlabel="epoch", ylabel="validation AUC", title=title or "validation AUC")
+    axes[1].set(xlabel="epoch", ylabel="training loss (BCE)", title="training loss")
+    axes[1].legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,49 @@
+"""The model registry: names resolve, parameter counts match the papers, heads start at chance."""
+import subprocess
+import sys
+
+import pytest
+import torch
+from dflite.models import count_parameters, create_model, list_models, model_info
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_recorded_layer_names_exist_and_forward_works(name):
+    info = model_info(name)
+    model = create_model(name, input_size=64).eval()
+    modules = dict(model.named_modules())
+    for layer in (info.classifier, info.first_conv, info.gradcam_layer):
+        assert layer in modules, f"{name}: {layer} not in the model"
+    assert isinstance(modules[info.first_conv], torch.nn.Conv2d) and modules[info.first_conv].in_channels == 3
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 1)
+
+
+@pytest.mark.parametrize("name,params", [("meso4", 27_977), ("efficientnet_b0", 4_008_829),
+                                         ("efficientnet_lite0", 3_372_289), ("cnn5", 245_521)])
+def test_parameter_counts(name, params):
+    assert count_parameters(create_model(name)) == params
+
+
+def test_timm_heads_start_near_chance():
+    torch.manual_seed(0)
+    model = create_model("efficientnet_b0").eval()
+    with torch.no_grad():
+        logits = model(torch.randn(8, 3, 64, 64))
+    assert logits.abs().max() < 1.0  # timm's own init gives logits in the tens for one output
+
+
+def test_unknown_model_and_pretrained_mesonet():
+    with pytest.raises(ValueError, match="unknown model 'mesonet'; expected one of.*meso4"):
+        create_model("mesonet")
+    with pytest.raises(ValueError, match="meso4 has no ImageNet weights"):
+        create_model("meso4", pretrained=True)
+
+
+def test_pretrained_offline_fails_with_instructions(tmp_path):
+    code = "from dflite.models import create_model; create_model('resnet18', pretrained=True)"
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode != 0
+    assert "are not in the local cache" in res.stderr and "timm.create_model('resnet18', pretrained=True)" in res.stderr

@@ -1,0 +1,94 @@
+"""The training engine: schedule, determinism, resume, finished runs, checkpoints, DDP."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from dflite.checkpoint import load_weights, save_weights
+from dflite.config import TrainConfig, override
+from dflite.loader import CropDataset
+from dflite.models import create_model
+from dflite.train import fit, lr_factor
+
+CFG = TrainConfig(input_size=32, epochs=3, warmup_epochs=1, batch_size=16, latency_repeats=3)
+
+
+def test_warmup_then_cosine_and_constant():
+    f = lr_factor(override(CFG, epochs=10, warmup_epochs=2), steps_per_epoch=10)
+    assert f(0) == pytest.approx(1 / 20) and f(19) == pytest.approx(1.0)  # 2 warm-up epochs x 10 steps
+    assert f(20) == pytest.approx(1.0) and f(60) == pytest.approx(0.5) and f(99) < 0.01
+    assert all(f(s) >= f(s + 1) for s in range(20, 99))
+    g = lr_factor(override(CFG, schedule="constant"), 10)
+    assert g(0) == g(29) == 1.0
+    with pytest.raises(ValueError, match="unknown schedule 'step'"):
+        lr_factor(override(CFG, schedule="step"), 10)
+
+
+def test_fit_writes_a_complete_run_and_reuses_it(train_store, tmp_path):
+    r = fit("cnn5", train_store, CFG, tmp_path / "run", seed=0, progress=False)
+    assert list(r.history["epoch"]) == [1, 2, 3]
+    for name in ("config.json", "env.json", "metrics.csv", "best.safetensors", "last.safetensors",
+                 "last_state.safetensors", "predictions_test.csv", "test_metrics.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+    env = json.loads((tmp_path / "run" / "env.json").read_text())
+    assert env["device"] == "cpu" and "host" not in json.dumps(env)  # versions and device, no host names
+    assert set(r.predictions["method"]) >= {"original", "Deepfakes"}
+    assert 0 <= r.metrics["auc"] <= 1 and "acc_FaceSwap" in r.metrics and "video_auc" in r.metrics
+    stamp = (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns
+    again = fit("cnn5", train_store, CFG, tmp_path / "run", seed=0, progress=False)
+    assert again.metrics == r.metrics and (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns == stamp
+
+
+def test_same_seed_same_numbers_and_resume_is_exact(train_store, tmp_path):
+    a = fit("meso4", train_store, CFG, tmp_path / "a", seed=1, progress=False)
+    b = fit("meso4", train_store, CFG, tmp_path / "b", seed=1, progress=False)
+    cols = ["train_loss", "val_loss", "val_auc"]
+    pd.testing.assert_frame_equal(a.history[cols], b.history[cols])
+    assert fit("meso4", train_store, CFG, tmp_path / "c", seed=1, progress=False, stop_after=1) is None
+    assert len(pd.read_csv(tmp_path / "c" / "metrics.csv")) == 1
+    c = fit("meso4", train_store, CFG, tmp_path / "c", seed=1, progress=False)
+    pd.testing.assert_frame_equal(a.history[cols], c.history[cols])
+    assert a.metrics == c.metrics
+
+
+def test_early_stopping(train_store, tmp_path):
+    r = fit("cnn5", train_store, override(CFG, epochs=8, patience=1, lr=0.0), tmp_path / "es", progress=False)
+    assert len(r.history) < 8  # with lr 0 validation AUC never improves after epoch 1
+
+
+def test_store_with_small_crops_is_refused(train_store):
+    with pytest.raises(ValueError, match="holds 32 px crops but the model input is 64 px.*--size 64"):
+        CropDataset(train_store, "train", 64)
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_weights(create_model("cnn5"), path, "cnn5")
+    load_weights(create_model("cnn5"), path, "cnn5")
+    with pytest.raises(ValueError, match="holds cnn5 weights, not meso4"):
+        load_weights(create_model("meso4"), path, "meso4")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="w.safetensors is not a readable safetensors checkpoint"):
+        load_weights(create_model("cnn5"), path, "cnn5")
+    unnamed = tmp_path / "u.safetensors"
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in create_model("meso4").state_dict().items()}, str(unnamed))
+    with pytest.raises(ValueError, match="does not fit cnn5"):
+        load_weights(create_model("cnn5"), unnamed, "cnn5")
+
+
+def test_ddp_two_cpu_processes(train_store, tmp_path):
+    """torchrun with 2 gloo processes: one run folder, written once, with world_size 2."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "dflite",
+           "train", "--store", str(train_store.root), "--model", "cnn5", "--epochs", "2", "--input-size", "32",
+           "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((out / "env.json").read_text())["world_size"] == 2
+    assert len(pd.read_csv(out / "metrics.csv")) == 2
+    assert torch.isfinite(torch.tensor(json.loads((out / "test_metrics.json").read_text())["auc"]))
