@@ -25,7 +25,7 @@ reproduce: setup ## run every notebook in order with papermill (PROFILE=quick by
 test: setup ## lint, unit tests, then nbval over the committed notebooks
 	$(VENV)/bin/ruff check lib tests benchmarks
 	$(PY) -m pytest tests
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=1800 notebooks/
 
 lab: setup ## open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/
