@@ -67,7 +67,7 @@ class TrainConfig:
 
     models: tuple = QUICK_MODELS     # the detectors notebook 02 trains
     input_size: int = 64             # input side; 0 = each model's own (Meso 256, EfficientNet 224, ...)
-    epochs: int = 5                  # training epochs
+    epochs: int = 4                  # training epochs
     warmup_epochs: int = 1           # linear warm-up epochs before the cosine decay
     schedule: str = "cosine"         # cosine (after warm-up) | constant
     optimizer: str = "adamw"         # sgd | adam | adamw
