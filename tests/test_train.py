@@ -92,3 +92,12 @@ def test_ddp_two_cpu_processes(train_store, tmp_path):
     assert json.loads((out / "env.json").read_text())["world_size"] == 2
     assert len(pd.read_csv(out / "metrics.csv")) == 2
     assert torch.isfinite(torch.tensor(json.loads((out / "test_metrics.json").read_text())["auc"]))
+
+
+def test_validation_split_with_one_class_still_selects_an_epoch(train_store, tmp_path):
+    import dataclasses
+
+    idx = train_store.index
+    fakes_only = dataclasses.replace(train_store, index=idx[~((idx["split"] == "val") & (idx["label"] == 0))])
+    r = fit("cnn5", fakes_only, override(CFG, epochs=2), tmp_path / "one", progress=False)
+    assert r.history["val_auc"].isna().all() and (tmp_path / "one" / "best.safetensors").is_file()

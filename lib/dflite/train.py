@@ -206,9 +206,11 @@ def fit(model_name: str, store, cfg: TrainConfig, out, seed: int = 0, device: to
         history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": total / seen,
                         "val_loss": val_loss, "val_auc": val["auc"], "val_acc": val["acc"],
                         "seconds": round(time.perf_counter() - started, 2)})
-        improved = val["auc"] > best["auc"]
+        # Select on validation AUC; a split with one class has none, so fall back to (minus) its loss.
+        score = val["auc"] if not math.isnan(val["auc"]) else -val_loss
+        improved = best["epoch"] < 0 or score > best["auc"]
         if improved:
-            best = {"auc": val["auc"], "epoch": epoch + 1}
+            best = {"auc": score, "epoch": epoch + 1}
         if writer:
             if improved:
                 save_weights(model, out / "best.safetensors", model_name, input_size=size, epoch=epoch + 1)
