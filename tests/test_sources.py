@@ -121,3 +121,11 @@ def test_synthetic_set_reads_through_the_real_adapters(tiny_set):
     assert len(recs) == 4 * 6 and {r.split for r in recs} <= {"train", "val", "test"}
     faces = openforensics_records(tiny_set.openforensics_root, "Train")
     assert len(faces) >= 3 and all(len(r.box) == 4 for r in faces)
+
+
+def test_balance_counts_methods_splits_and_totals(tmp_path):
+    from dflite.sources import balance, records_frame
+
+    table = balance(records_frame(ffpp_records(write_ffpp(tmp_path), methods=("Deepfakes", "FaceSwap"))))
+    assert table.loc["original", "train"] == 2 and table.loc["Deepfakes", "val"] == 2
+    assert table.loc["all real"].tolist() == [2, 2] and table.loc["all fake"].tolist() == [4, 4]

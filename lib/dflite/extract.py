@@ -16,14 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from . import __version__, paths, video
 from .config import OF_SPLITS, ExtractConfig, config_hash, override, to_dict
 from .faces import HaarConfig, crop_square, detect_faces, detect_near, iou
-from .folders import claim, clear, write_bytes, write_json, write_marker
+from .folders import claim, clear, write_json, write_marker, write_png
 from .sources import MediaRecord, celebdf_records, ffpp_records, group_split, openforensics_records
 from .video import VideoError, read_sampled, sample_frame_indices
 
@@ -90,11 +89,6 @@ def _row(r: MediaRecord, frame: int, face: int, box, detected: bool, crop: Path,
             "source": str(Path(r.path).resolve().relative_to(root.resolve()))}
 
 
-def _write_crop(path: Path, crop: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", crop, [cv2.IMWRITE_PNG_COMPRESSION, 1])  # lossless either way; 1 is fast
-    write_bytes(path, buf.tobytes())
-
-
 def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> dict:
     """Sample, decode, detect, crop and write one video; returns its rows, failure and stage times."""
     times = dict.fromkeys(STAGES, 0.0)
@@ -132,7 +126,7 @@ def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> 
             times["crop"] += time.perf_counter() - t
             path = out / "crops" / r.media_id / f"{idx:05d}_{k}.png"
             t = time.perf_counter()
-            _write_crop(path, crop)
+            write_png(path, crop, fast=True)
             times["write"] += time.perf_counter() - t
             result["rows"].append(_row(r, idx, k, box, True, path, out, root))
     if not result["rows"]:
@@ -164,7 +158,7 @@ def process_image(records: list, cfg: ExtractConfig, out: Path, root: Path) -> d
         times["crop"] += time.perf_counter() - t
         path = out / "crops" / r.media_id / f"00000_{r.face}.png"
         t = time.perf_counter()
-        _write_crop(path, crop)
+        write_png(path, crop, fast=True)
         times["write"] += time.perf_counter() - t
         result["rows"].append(_row(r, 0, r.face, r.box, found, path, out, root))
     return result
@@ -284,10 +278,3 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
     write_marker(out, MARKER, {**want, "complete": True, "version": __version__})
     return load_store(out)
 
-
-def balance(table: pd.DataFrame, value: str = "media_id") -> pd.DataFrame:
-    """Rows per method and split (videos in media.csv, crops in index.csv), with label totals."""
-    counts = table.pivot_table(index="method", columns="split", values=value, aggfunc="count", fill_value=0)
-    counts.loc["all real"] = counts.loc[[m for m in counts.index if m == "original"]].sum()
-    counts.loc["all fake"] = counts.loc[[m for m in counts.index if m not in ("original", "all real")]].sum()
-    return counts

@@ -73,3 +73,14 @@ def write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def write_png(path: Path, img, fast: bool = False) -> None:
+    """Encode and write a PNG atomically; `fast` trades file size for speed (lossless either way)."""
+    import cv2
+
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if fast else []
+    ok, buf = cv2.imencode(".png", img, params)
+    if not ok:
+        raise ValueError(f"could not encode {path} as PNG")
+    write_bytes(path, buf.tobytes())

@@ -280,7 +280,11 @@ def dataset_roots(dataset: str, data_root: str = "", profile: str = "quick", see
             "openforensics": Path(data_root) if dataset == "openforensics" else None}
 
 
-def count_records(records) -> pd.DataFrame:
-    """Videos (or faces) per split and method: the balance table the notebooks show."""
-    df = records_frame(records)
-    return df.pivot_table(index="method", columns="split", values="media_id", aggfunc="count", fill_value=0)
+def balance(table: pd.DataFrame, value: str = "media_id") -> pd.DataFrame:
+    """Rows per method and split, with real and fake totals: for records_frame(...), media.csv or index.csv."""
+    counts = table.pivot_table(index="method", columns="split", values=value, aggfunc="count", fill_value=0)
+    real = counts.index == "original"
+    real_total, fake_total = counts[real].sum(), counts[~real].sum()
+    counts.loc["all real"] = real_total
+    counts.loc["all fake"] = fake_total
+    return counts

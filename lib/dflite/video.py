@@ -1,6 +1,7 @@
 """Video files: sample and decode only the frames needed; write H.264 mp4s (imageio-ffmpeg's ffmpeg)."""
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import zlib
@@ -117,18 +118,10 @@ def read_sampled(path, indices=None) -> tuple:
     if callable(indices):
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         indices = indices(n if n > 0 else frame_count(path))
-    wanted = None if indices is None else sorted(set(int(i) for i in indices))
+    # No indices: every frame, i.e. every index until the video ends.
+    wanted = itertools.count() if indices is None else sorted(set(int(i) for i in indices))
     got, out, pos = [], [], 0
     try:
-        if wanted is None:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                got.append(pos)
-                out.append(frame)
-                pos += 1
-            return got, out
         for target in wanted:
             if target - pos > SEEK_GAP:
                 cap.set(cv2.CAP_PROP_POS_FRAMES, target)

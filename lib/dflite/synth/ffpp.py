@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..config import SynthConfig
-from ..folders import write_bytes, write_json
+from ..folders import write_json, write_png
 from ..video import CRF, write_mp4
 from .identity import Identity, Light, random_identity, render_face
 from .manipulate import manipulate
@@ -80,11 +79,6 @@ def outputs_for(root: Path, t: int, cfg: SynthConfig) -> list:
     return files
 
 
-def _write_png(path: Path, img: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", img)
-    write_bytes(path, buf.tobytes())
-
-
 def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
     """Render and write target t's real video and its fakes (skips when all outputs exist)."""
     if all(p.exists() for p in outputs_for(root, t, cfg)):
@@ -134,7 +128,7 @@ def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
         write_mp4(base / "masks" / "videos" / f"{stem}.mp4", np.where(mk > 127, 255, 0).astype(np.uint8),
                   cfg.fps, CRF["raw"])
         gt = root / "ground_truth" / method
-        _write_png(gt / f"{stem}_mask.png", mk.reshape(-1, cfg.frame_size))  # frames stacked vertically
+        write_png(gt / f"{stem}_mask.png", mk.reshape(-1, cfg.frame_size))  # frames stacked vertically
         write_json(gt / f"{stem}.json", {
             "video": stem, "method": method, "target": vid, "source": video_id(s), **common,
             "boxes": boxes, "mask": f"{stem}_mask.png",

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from ..config import OF_SPLITS, SynthConfig
-from ..folders import write_bytes, write_json
-from .ffpp import _write_png, strength
+from ..folders import write_bytes, write_json, write_png
+from .ffpp import strength
 from .identity import Expression, face_regions, random_identity, render_face
 from .manipulate import manipulate
 from .scene import box_in_frame, camera, over, patch_to_frame, random_background, random_light, warp
@@ -92,7 +92,7 @@ def render_image(root: Path, seed: int, split: str, i: int, cfg: SynthConfig) ->
     ok, buf = cv2.imencode(".jpg", np.round(img * 255).astype(np.uint8)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     write_bytes(root / "Images" / split / f"{name}.jpg", buf.tobytes())
     gt = root / "ground_truth" / split
-    _write_png(gt / f"{name}_mask.png", np.round(changed * 255).astype(np.uint8))
+    write_png(gt / f"{name}_mask.png", np.round(changed * 255).astype(np.uint8))
     write_json(gt / f"{name}.json", {"file_name": f"Images/{split}/{name}.jpg", "width": w, "height": h,
                                       "jpeg_quality": quality, "mask": f"{name}_mask.png", "faces": faces})
 
