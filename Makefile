@@ -1,5 +1,6 @@
 # dflite: `make` lists the targets. Every target sets up .venv itself (idempotent, quick when done).
 PROFILE ?= quick
+DATA_ROOT ?=
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
@@ -10,7 +11,7 @@ PYTHON  ?= python3
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  (PROFILE=quick|standard|paper for reproduce; default quick)"
+	@echo "  (PROFILE=quick|standard|paper for reproduce; default quick; DATA_ROOT=/path/to/FaceForensics++ with paper)"
 
 setup: $(STAMP) ## create .venv and install dflite editable with dev tools
 $(STAMP): pyproject.toml
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 reproduce: setup ## run every notebook in order with papermill (PROFILE=quick by default)
-	$(VENV)/bin/dflite reproduce --profile $(PROFILE)
+	$(VENV)/bin/dflite reproduce --profile $(PROFILE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 test: setup ## lint, unit tests, then nbval over the committed notebooks
 	$(VENV)/bin/ruff check lib tests benchmarks

@@ -1,99 +1,122 @@
-"""Is the synthetic data learnable but not trivial? A small CNN on ground-truth face crops.
+"""Is the synthetic data calibrated? The quick recipe's detectors on c23 and c40, a shortcut probe, difficulty.
 
-Trains a 3-block CNN briefly on the quick set's train split (ground-truth boxes, 8 frames a video)
-and prints test AUC and accuracy per method for c23 and c40. Chance is 0.5 AUC; a useful dataset
-lands clearly above it and clearly below 1.0, with methods of different difficulty.
+Trains each model with the profile's own recipe (`dflite.studies.train_config`) and seeds on the
+profile's crop stores (the runs are notebook 02's: finished ones are read back), then prints one
+table, mean ± sd over seeds:
 
-    .venv/bin/python benchmarks/synth_difficulty.py [--profile quick] [--epochs 25]
+- test frame AUC on c23 and c40, and how much c40 loses;
+- per-method AUC (that method's fakes against all real crops): lowest, highest and their spread;
+- a shortcut probe: logistic regression on global per-crop statistics (per-channel mean and std, PNG
+  bytes of the crop), which must stay near chance (the artifacts live inside the face, not in them);
+- CNN-5 at difficulty 0.25 / 0.5 / 0.75 (a synthetic set per difficulty).
+
+    .venv/bin/python benchmarks/synth_difficulty.py [--profile quick] [--seeds 0,1,2]
+        [--models cnn5,resnet18,meso4,efficientnet_b0,efficientnet_lite0] [--difficulties 0.25,0.5,0.75]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from dflite import paths, sources
-from dflite.faces import crop_square
-from dflite.synth import generate
-from dflite.video import read_frames
+from dflite import paths, synth
+from dflite.config import get_profile, override
+from dflite.extract import extract, store_dir
+from dflite.studies import crop_store
+from dflite.studies.baselines import train_models
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from torch import nn
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 
-def gt_crops(ffpp_root: Path, records, frames: int, size: int):
-    xs, ys, methods, splits = [], [], [], []
-    for r in records:
-        kind, stem = r.media_id.split("/")
-        gt = json.loads((ffpp_root / "ground_truth" / kind / f"{stem}.json").read_text())
-        idx = np.linspace(0, gt["frames"] - 1, frames).round().astype(int)
-        for f, frame in zip(idx, read_frames(r.path, idx)):
-            xs.append(crop_square(frame, gt["boxes"][f], 1.3, size))
-            ys.append(r.label)
-            methods.append(r.method)
-            splits.append(r.split)
-    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255  # (N, 3, H, W)
-    return x, torch.tensor(ys, dtype=torch.float32), np.array(methods), np.array(splits)
-
-
-def small_cnn() -> nn.Module:
-    def block(i, o):
-        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
-    return nn.Sequential(block(3, 16), block(16, 32), block(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(64, 1))
-
-
-def train_eval(x, y, methods, splits, epochs: int, seed: int = 0) -> pd.DataFrame:
-    torch.manual_seed(seed)
-    tr, te = splits == "train", splits == "test"
-    model = small_cnn()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    pos_weight = ((y[tr] == 0).sum() / (y[tr] == 1).sum()).clone()  # 5 fakes per real video
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    xt, yt = x[tr], y[tr]
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        model.train()
-        for idx in torch.randperm(len(xt), generator=g).split(64):
-            opt.zero_grad()
-            loss_fn(model(xt[idx]).squeeze(1), yt[idx]).backward()
-            opt.step()
-    model.eval()
-    with torch.no_grad():
-        scores = torch.sigmoid(model(x[te]).squeeze(1)).numpy()
-    y_te, m_te = y[te].numpy(), methods[te]
+def crop_statistics(store) -> pd.DataFrame:
+    """Per crop: mean and std of each channel and the PNG's size in bytes (global, not local, cues)."""
     rows = []
-    real = m_te == "original"
-    for m in ["original"] + sorted(set(m_te) - {"original"}):
-        sel = m_te == m
-        acc = float(((scores[sel] > 0.5) == y_te[sel]).mean())
-        auc = float("nan") if m == "original" else roc_auc_score(y_te[sel | real], scores[sel | real])
-        rows.append({"method": m, "frames": int(sel.sum()), "acc": acc, "auc_vs_real": auc})
-    bal = np.mean([((scores[real] > 0.5) == 0).mean(), ((scores[~real] > 0.5) == 1).mean()])
-    rows.append({"method": "all", "frames": len(y_te), "acc": float(bal), "auc_vs_real": roc_auc_score(y_te, scores)})
-    return pd.DataFrame(rows).set_index("method")
+    import cv2
+
+    for rel in store.index["crop"]:
+        path = store.root / rel
+        img = cv2.imread(str(path)).astype(np.float32)
+        rows.append([*img.mean((0, 1)), *img.std((0, 1)), path.stat().st_size])
+    return pd.DataFrame(rows, columns=["b", "g", "r", "sd_b", "sd_g", "sd_r", "png_bytes"])
+
+
+def probe_auc(store) -> float:
+    """Test AUC of a logistic regression on crop_statistics (trained on the train split)."""
+    x, y, split = crop_statistics(store).to_numpy(), store.index["label"].to_numpy(), store.index["split"].to_numpy()
+    model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
+    model.fit(x[split == "train"], y[split == "train"])
+    return float(roc_auc_score(y[split == "test"], model.predict_proba(x[split == "test"])[:, 1]))
+
+
+def run_table(runs: dict) -> pd.DataFrame:
+    """(model, seed) -> auc and per-method AUCs, one row per run."""
+    rows = []
+    for (model, seed), r in runs.items():
+        per = {k[4:]: v for k, v in r.metrics.items() if k.startswith("auc_")}
+        rows.append({"model": model, "seed": seed, "auc": r.metrics["auc"], **per})
+    return pd.DataFrame(rows)
+
+
+def ms(values) -> str:
+    values = pd.Series(values, dtype=float)
+    return f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values.mean():.3f}"
+
+
+def difficulty_store(profile: str, difficulty: float, workers: int):
+    """A synthetic set and its crop store at another difficulty (own folders, the same seed)."""
+    p = get_profile(profile)
+    tag = f"{profile}-difficulty-{difficulty:g}"
+    data = synth.generate(paths.data_dir() / "synth" / tag, profile=profile,
+                          cfg=override(p.synth, difficulty=difficulty), progress=True)
+    out = store_dir(profile, "ffpp", p.extract).with_name(f"ffpp_difficulty-{difficulty:g}")
+    return extract("ffpp", data.ffpp_root, out, p.extract, workers=workers, progress=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
-    ap.add_argument("--epochs", type=int, default=25)
-    ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--models", default="cnn5,resnet18,meso4,efficientnet_b0,efficientnet_lite0")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--difficulties", default="0.25,0.5,0.75", help="'' to skip the sweep")
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    data = generate(paths.synth_dir(args.profile), profile=args.profile, progress=True)
-    for comp in ("c23", "c40"):
-        started = time.perf_counter()
-        recs = [r for r in sources.ffpp_records(data.ffpp_root, compression=comp) if r.split in ("train", "test")]
-        x, y, methods, splits = gt_crops(data.ffpp_root, recs, args.frames, args.size)
-        table = train_eval(x, y, methods, splits, args.epochs)
-        print(f"\n{comp}: small CNN, {args.epochs} epochs on {int((splits == 'train').sum())} train crops "
-              f"({time.perf_counter() - started:.0f} s); acc for 'all' is balanced accuracy")
-        print(table.round(3).to_string())
+    models, seeds = args.models.split(","), tuple(int(s) for s in args.seeds.split(","))
+    started = time.perf_counter()
+    stores = {c: crop_store(args.profile, compression=c, workers=args.workers, progress=True) for c in ("c23", "c40")}
+    tables = {c: run_table(train_models(args.profile, s, "synthetic", models=models, seeds=seeds))
+              for c, s in stores.items()}
+    rows = []
+    for model in models:
+        c23, c40 = (tables[c][tables[c]["model"] == model] for c in ("c23", "c40"))
+        per = c23.drop(columns=["model", "seed", "auc"]).mean()
+        rows.append({"model": model, "c23 AUC": ms(c23["auc"]), "c40 AUC": ms(c40["auc"]),
+                     "c23 - c40": f"{c23['auc'].mean() - c40['auc'].mean():.3f}",
+                     "worst method": f"{per.idxmin()} {per.min():.3f}",
+                     "best method": f"{per.idxmax()} {per.max():.3f}",
+                     "spread": f"{per.max() - per.min():.3f}"})
+    print(f"\n{args.profile} profile, test split, frame AUC, mean ± sd over seeds {list(seeds)}")
+    print(pd.DataFrame(rows).to_string(index=False))
+    per_method = tables["c23"].drop(columns=["seed"]).groupby("model", sort=False).mean().drop(columns="auc")
+    print("\nper-method AUC on c23 (that method's fakes against all real crops), mean over seeds")
+    print(per_method.round(3).to_string())
+    print(f"\nshortcut probe (logistic regression on per-crop channel mean/std and PNG bytes), test AUC: "
+          f"c23 {probe_auc(stores['c23']):.3f}, c40 {probe_auc(stores['c40']):.3f}")
+    if args.difficulties:
+        rows = []
+        for d in (float(x) for x in args.difficulties.split(",")):
+            default = d == get_profile(args.profile).synth.difficulty
+            store = stores["c23"] if default else difficulty_store(args.profile, d, args.workers)
+            runs = train_models(args.profile, store, "synthetic" if default else f"synthetic-d{d:g}",
+                                models=["cnn5"], seeds=seeds)
+            rows.append({"difficulty": d, "CNN-5 c23 AUC": ms(run_table(runs)["auc"])})
+        print("\nCNN-5 against the synthetic difficulty (higher = fainter artifacts)")
+        print(pd.DataFrame(rows).to_string(index=False))
+    print(f"\n({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -28,3 +28,23 @@ def test_hash_ignores_defaults_and_list_vs_tuple():
     assert config.config_hash(a) == config.config_hash(SynthConfig())
     assert config.non_defaults(SynthConfig()) == {}
     assert config.non_defaults(config.override(SynthConfig(), frames=8)) == {"frames": 8}
+
+
+def test_recipes_change_one_model_and_unknown_keys_fail():
+    from dflite.studies import train_config
+
+    quick = config.get_profile("quick")
+    assert train_config("quick", "cnn5") == quick.train
+    r18 = train_config("quick", "resnet18")
+    assert r18.batch_size == 16 and r18.epoch_size > 0 and r18.input_size == quick.train.input_size
+    assert config.config_hash(r18) != config.config_hash(quick.train)
+    bad = config.Profile(recipes={"cnn5": {"epochz": 3}})
+    with pytest.raises(ValueError, match="unknown TrainConfig field.*epochz"):
+        train_config(bad, "cnn5")
+
+
+def test_study_settings_are_not_run_settings():
+    # Choosing models and seeds must not rename a run: they live in BaselineStudy, not TrainConfig.
+    fields = {f.name for f in config.dataclasses.fields(config.TrainConfig)}
+    assert not fields & {"models", "seeds", "ablation_model", "latency_repeats"}
+    assert len(config.get_profile("quick").baselines.seeds) >= 3

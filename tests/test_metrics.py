@@ -33,3 +33,15 @@ def test_video_level_means_frame_scores_and_per_method_accuracy():
     assert m["acc_original"] == 0.5 and m["acc_Deepfakes"] == 1.0 and m["acc_FaceSwap"] == 0.0
     assert m["video_acc"] == pytest.approx(2 / 3)  # real 0.4 ok, Deepfakes 0.8 ok, FaceSwap 0.375 wrong
     assert m["video_auc"] == pytest.approx(0.5)
+
+
+def test_per_method_auc_is_each_method_against_all_reals():
+    preds = pd.DataFrame({
+        "media_id": ["r"] * 4 + ["d"] * 2 + ["s"] * 2,
+        "label": [0, 0, 0, 0, 1, 1, 1, 1],
+        "method": ["original"] * 4 + ["Deepfakes"] * 2 + ["FaceSwap"] * 2,
+        "score": [0.1, 0.2, 0.3, 0.6, 0.9, 0.8, 0.25, 0.15]})
+    m = evaluate_predictions(preds)
+    assert m["auc_Deepfakes"] == 1.0  # both above every real
+    assert m["auc_FaceSwap"] == pytest.approx(roc_auc_score([0, 0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.6, 0.25, 0.15]))
+    assert "auc_original" not in m

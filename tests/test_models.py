@@ -47,3 +47,22 @@ def test_pretrained_offline_fails_with_instructions(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode != 0
     assert "are not in the local cache" in res.stderr and "timm.create_model('resnet18', pretrained=True)" in res.stderr
+
+
+def test_cost_counts_a_known_model_by_hand(tmp_path):
+    """CNN-5 at 64 px: parameters and convolution MACs written out layer by layer."""
+    from dflite.checkpoint import save_weights
+    from dflite.deploy import cost
+
+    widths, params, conv_macs, cin, side = (16, 32, 64, 128, 128), 0, 0, 3, 64
+    for w in widths:
+        params += cin * w * 9 + 2 * w  # conv (no bias) + batch norm scale and shift
+        conv_macs += side * side * w * cin * 9
+        cin, side = w, side // 2
+    params += 128 + 1  # the linear output
+    model = create_model("cnn5", input_size=64)
+    save_weights(model, tmp_path / "w.safetensors", "cnn5")
+    row = cost(model, 64, tmp_path / "w.safetensors", repeats=3)
+    assert row["params"] == params == 245_521
+    assert conv_macs / 1e6 <= row["mmacs"] <= conv_macs * 1.05 / 1e6  # + batch norm, pooling, the head
+    assert row["size_mb"] > params * 4 / 1e6 and row["cpu_ms"] > 0

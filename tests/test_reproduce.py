@@ -65,3 +65,12 @@ def test_strip_run_metadata_keeps_outputs(tmp_path):
     assert "papermill" not in back["metadata"]
     assert back["cells"][0]["metadata"] == {} and back["cells"][0]["execution_count"] == 1
     assert "".join(back["cells"][0]["outputs"][0]["data"]["text/plain"]) == "2"
+
+
+def test_every_notebook_takes_the_dataset_and_the_paper_profile_sets_it():
+    for path in reproduce.notebooks():
+        nb = nbformat.read(path, as_version=4)
+        params = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assert "dataset = " in params and "data_root = " in params, path.name
+        paper = reproduce.parameters_for("paper", path.stem)
+        assert paper["dataset"] == "ffpp" and paper["data_root"], path.name

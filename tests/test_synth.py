@@ -205,3 +205,28 @@ def test_refuses_an_unwritable_folder(tmp_path, monkeypatch):
 def test_odd_identity_count_is_refused(tmp_path):
     with pytest.raises(ValueError, match="even number"):
         generate(tmp_path / "x", cfg=override(TINY, identities=3), progress=False)
+
+
+# --- no shortcuts ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_fake_equals_real_outside_the_mask_before_encoding(target):
+    """Exactly: the only pixels a fake changes are those its mask sidecar marks (uint8 > 0)."""
+    from dflite.synth.ffpp import render_frames
+
+    frames = render_frames(3, target, TINY)
+    for method in METHODS:
+        fake, mask = frames.fakes[method].astype(int), frames.masks[method]
+        changed = (fake != frames.real).any(3)
+        assert not (changed & (mask == 0)).any(), f"{method}: pixels changed outside the mask"
+        assert changed[mask > 127].mean() > 0.5, f"{method}: the mask marks pixels that did not change"
+
+
+def test_quick_test_split_has_enough_real_identities():
+    from dflite.config import get_profile
+
+    cfg = get_profile("quick").synth
+    splits = split_pairs(0, cfg)
+    ids = {name: {i for pair in pairs for i in pair} for name, pairs in splits.items()}
+    assert len(ids["test"]) >= 6 and len(ids["val"]) >= 6
+    assert not (ids["train"] & ids["test"]) and not (ids["train"] & ids["val"]) and not (ids["val"] & ids["test"])

@@ -33,7 +33,7 @@ def _reproduce(args) -> int:
     if args.refresh:
         reproduce.refresh(only)
     else:
-        reproduce.run(args.profile, only)
+        reproduce.run(args.profile, only, data_root=args.data_root)
     return 0
 
 
@@ -63,18 +63,21 @@ def _extract(args) -> int:
 
 
 def _train(args) -> int:
-    from .config import get_profile, override
+    from .config import override
     from .extract import load_store
+    from .studies import train_config
     from .train import fit, run_dir
 
-    cfg = get_profile(args.profile).train
+    cfg = train_config(args.profile, args.model)
     if args.epochs:
         cfg = override(cfg, epochs=args.epochs, warmup_epochs=min(cfg.warmup_epochs, args.epochs))
     if args.input_size is not None:
         cfg = override(cfg, input_size=args.input_size)
+    if args.threads:
+        cfg = override(cfg, cpu_threads=args.threads)
     try:
         store = load_store(args.store)
-        out = args.out or run_dir(args.profile, "train", args.model, args.dataset, cfg, store.config, args.seed)
+        out = args.out or run_dir(args.profile, "train", args.model, args.dataset, cfg, store, args.seed)
         result = fit(args.model, store, cfg, out, seed=args.seed)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"dflite train: {e}", file=sys.stderr)
@@ -126,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "data/runs/<profile>/notebooks/. Stops at the first failing cell.")
     r.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="profile (default: quick)")
     r.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,01")
+    r.add_argument("--data-root", help="real dataset root for every notebook (overrides the profile file's data_root)")
     r.add_argument("--refresh", action="store_true",
                    help="re-execute the committed notebooks in place (quick defaults) to refresh stored outputs")
     r.set_defaults(func=_reproduce)
@@ -157,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--epochs", type=int, help="override the profile's epochs")
     t.add_argument("--input-size", type=int, help="override the input size (0 = the model's own)")
+    t.add_argument("--threads", type=int, help="torch threads on the CPU (default 1: results depend on the count)")
     t.add_argument("--out", help="run folder (default: data/runs/<profile>/train_<model>_<dataset>_<hash>/seed_<s>)")
     t.set_defaults(func=_train)
 

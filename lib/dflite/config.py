@@ -18,8 +18,8 @@ OF_SPLITS = ("Train", "Val", "Test-Dev", "Test-Challenge")
 class SynthConfig:
     """The built-in synthetic forensic dataset."""
 
-    identities: int = 40             # people; one real video each, paired (a, b) for FF++ fakes
-    frames: int = 32                 # frames per video
+    identities: int = 80             # people; one real video each, paired (a, b) for FF++ fakes
+    frames: int = 16                 # frames per video (extraction samples 8 of them)
     fps: int = 16                    # frame rate written into the mp4s
     frame_size: int = 160            # video frames are square, this many pixels a side
     patch_size: int = 112            # canonical face render resolution before warping into the frame
@@ -56,6 +56,19 @@ class ExtractConfig:
 
 
 BASELINE_MODELS = ("meso4", "mesoinception4", "cnn5", "resnet18", "xception", "efficientnet_b0", "efficientnet_lite0")
+
+# The quick profile's per-model recipes, measured on 2 CPU cores (README, "Baseline detectors"). Budgets
+# are images seen (epochs x epoch_size). MesoNets see 96 px: at 64 px their four pools leave a 2 x 2 map
+# and Meso-4 stops near AUC 0.80. ResNet-18 trains at ~75 images/s a core and from scratch needs ~10k
+# images to pass AUC 0.9; batch 16 gives it twice the steps. EfficientNets get one modest budget: they
+# do not get there from scratch within the quick budget (the README says what they reach).
+QUICK_RECIPES = {
+    "meso4": {"input_size": 96, "epochs": 6},
+    "mesoinception4": {"input_size": 96, "epochs": 3},
+    "resnet18": {"batch_size": 16, "epochs": 8, "epoch_size": 1344, "lr": 2e-3},
+    "efficientnet_b0": {"batch_size": 16, "epochs": 3, "epoch_size": 1344, "lr": 2e-3},
+    "efficientnet_lite0": {"batch_size": 16, "epochs": 3, "epoch_size": 1344, "lr": 2e-3},
+}
 # Quick leaves out Xception (20.8 M parameters, 2.5x ResNet-18's MACs): alone it would take half of
 # the 5-minute CPU budget. Standard and paper train all seven.
 QUICK_MODELS = tuple(m for m in BASELINE_MODELS if m != "xception")
@@ -63,11 +76,11 @@ QUICK_MODELS = tuple(m for m in BASELINE_MODELS if m != "xception")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training and evaluation of one detector (the capstone's recipe in the paper profile)."""
+    """Training and evaluation of one detector, one run (the capstone's recipe in the paper profile)."""
 
-    models: tuple = QUICK_MODELS     # the detectors notebook 02 trains
     input_size: int = 64             # input side; 0 = each model's own (Meso 256, EfficientNet 224, ...)
     epochs: int = 4                  # training epochs
+    epoch_size: int = 0              # images drawn per epoch (0 = the train split's size); budget = epochs x this
     warmup_epochs: int = 1           # linear warm-up epochs before the cosine decay
     schedule: str = "cosine"         # cosine (after warm-up) | constant
     optimizer: str = "adamw"         # sgd | adam | adamw
@@ -79,9 +92,20 @@ class TrainConfig:
     augment: bool = True             # flip, small rotation, colour jitter
     patience: int = 0                # early stopping on validation AUC after this many flat epochs (0 = off)
     pretrained: bool = False         # start from timm's ImageNet weights (needs them in the local cache)
-    seeds: tuple = (0,)              # seeds to train
-    ablation_model: str = "cnn5"     # model for the warm-up+cosine vs constant-lr ablation
+    cpu_threads: int = 1             # torch threads of a run on the CPU: results differ slightly between counts
+
+
+@dataclass(frozen=True)
+class BaselineStudy:
+    """Which runs notebook 02 makes (choosing runs changes no run)."""
+
+    models: tuple = QUICK_MODELS     # the detectors notebook 02 trains
+    seeds: tuple = (0, 1, 2)         # seeds for the models the later studies compress
+    seeded_models: tuple = ("meso4", "cnn5", "resnet18")  # get every seed; the others seed 0 only
+    ablation_model: str = "cnn5"     # model of the schedule and leakage ablations
+    ablation_seeds: tuple = (0,)     # seeds of the ablation runs
     latency_repeats: int = 30        # CPU latency: median over this many batch-1 forward passes
+    workers: int = 2                 # runs trained at once on the CPU, one thread each (1 on a GPU)
 
 
 @dataclass(frozen=True)
@@ -92,17 +116,19 @@ class Profile:
     synth: SynthConfig = field(default_factory=SynthConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    baselines: BaselineStudy = field(default_factory=BaselineStudy)
+    recipes: dict = field(default_factory=dict)  # model -> its TrainConfig changes (input size, budget)
 
 
 PROFILES = {
-    "quick": Profile(),
+    "quick": Profile(recipes=QUICK_RECIPES),
     "standard": Profile(
         name="standard",
-        synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
+        synth=SynthConfig(identities=240, frames=32, frame_size=256, patch_size=176,
                           of_images=(1200, 300, 300, 300), of_size=(512, 384)),
         extract=ExtractConfig(frames=16, size=160),
-        train=TrainConfig(models=BASELINE_MODELS, input_size=128, epochs=20, warmup_epochs=3, seeds=(0, 1, 2),
-                          patience=5),
+        train=TrainConfig(input_size=128, epochs=20, warmup_epochs=2, patience=5),
+        baselines=BaselineStudy(models=BASELINE_MODELS, seeded_models=BASELINE_MODELS, ablation_seeds=(0, 1, 2)),
     ),
     # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
     "paper": Profile(
@@ -110,9 +136,10 @@ PROFILES = {
         synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
                           of_images=(1200, 300, 300, 300), of_size=(512, 384)),
         extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=360, min_size=80),
-        train=TrainConfig(models=BASELINE_MODELS, input_size=0, epochs=30, warmup_epochs=10, optimizer="sgd",
-                          lr=5e-4, weight_decay=1e-5,
-                          pretrained=True, seeds=(0, 1, 2), ablation_model="efficientnet_b0", patience=10),
+        train=TrainConfig(input_size=0, epochs=30, warmup_epochs=10, optimizer="sgd", lr=5e-4, weight_decay=1e-5,
+                          pretrained=True, patience=10),
+        baselines=BaselineStudy(models=BASELINE_MODELS, seeded_models=BASELINE_MODELS,
+                                ablation_model="efficientnet_b0"),
     ),
 }
 
@@ -150,13 +177,14 @@ def non_defaults(cfg) -> dict:
     return {k: v for k, v in to_dict(cfg).items() if default.get(k) != v}
 
 
-def config_hash(*cfgs) -> str:
-    """8 hex digits naming configs by their non-default fields (defaults hash the same forever)."""
+def config_hash(*cfgs, data: str = "") -> str:
+    """8 hex digits naming configs by their non-default fields (defaults hash the same forever), and the
+    fingerprint of the data they ran on, when given."""
     parts = non_defaults(cfgs[0]) if len(cfgs) == 1 else [non_defaults(c) for c in cfgs]
-    blob = json.dumps(parts, sort_keys=True)
+    blob = json.dumps(parts if not data else {"configs": parts, "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-def run_name(stage: str, model: str, dataset: str, *cfgs) -> str:
+def run_name(stage: str, model: str, dataset: str, *cfgs, data: str = "") -> str:
     """`<stage>_<model>_<dataset>_<hash8>`, the folder name of a run under data/runs/<profile>/."""
-    return f"{stage}_{model}_{dataset}_{config_hash(*cfgs)}"
+    return f"{stage}_{model}_{dataset}_{config_hash(*cfgs, data=data)}"

@@ -6,6 +6,7 @@ as an uninterrupted one. A bad video is recorded in failures.csv and skipped; th
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -44,6 +45,11 @@ class CropStore:
     failures: pd.DataFrame  # one row per media that gave no crop, with the reason
     summary: dict
     config: dict            # the ExtractConfig it was made with (store.json)
+
+    @property
+    def fingerprint(self) -> str:
+        """12 hex digits of index.csv: which crops, labels, splits and boxes (a run records what it read)."""
+        return hashlib.sha256((self.root / "index.csv").read_bytes()).hexdigest()[:12]
 
 
 def store_dir(profile: str, dataset: str, cfg: ExtractConfig) -> Path:

@@ -1,25 +1,24 @@
-"""Torch datasets over a crop store: resizing, augmentation, and class-balanced sampling."""
+"""Crops of a store as tensors: one uint8 tensor per split, batched augmentation, class-balanced draws.
+
+A split's crops are decoded once into a (N, 3, S, S) uint8 tensor (when they fit in memory), and a
+training batch is augmented as one tensor on the training device: per-sample flips and colour jitter
+in a few batched ops instead of a transform call per image in the main process.
+"""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
-from torchvision.transforms import v2
+from torch.utils.data import WeightedRandomSampler
 
 from . import paths
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-CACHE_BYTES = 1 << 30  # keep decoded crops in memory when a split's crops fit in 1 GiB
-
-
-def transforms(train: bool, augment: bool = True) -> v2.Compose:
-    """uint8 (3, S, S) -> normalised float; training adds flip, small rotation and colour jitter."""
-    # No hue jitter: it converts every crop to HSV and back, two thirds of the augmentation's CPU time.
-    steps = [v2.RandomHorizontalFlip(), v2.RandomRotation(10), v2.ColorJitter(0.2, 0.2, 0.2)] \
-        if train and augment else []
-    return v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+CACHE_BYTES = 4 << 30  # hold a split's decoded crops in memory when they fit in 4 GiB
+# No rotation: resampling a rotated crop blurs away the fine traces (checkerboards, gratings, seams)
+# a detector should learn; real frames are not rotated either, since faces are found upright.
+JITTER = 0.2           # augmentation: brightness, contrast and saturation factors in [1 - J, 1 + J]
 
 
 def check_input_size(store, input_size: int) -> None:
@@ -31,19 +30,19 @@ def check_input_size(store, input_size: int) -> None:
                          "whose extract.size is at least the input size)")
 
 
-class CropDataset(Dataset):
-    """Crops of one split: returns (image (3, S, S) float, label float, row index)."""
+class CropDataset:
+    """Crops of one split at the model's input size; `batch(idx)` gives (uint8 (B, 3, S, S), labels (B,))."""
 
-    def __init__(self, store, split: str, input_size: int, train: bool = False, augment: bool = True):
+    def __init__(self, store, split: str, input_size: int):
         check_input_size(store, input_size)
         self.root = store.root
         self.rows: pd.DataFrame = store.index[store.index["split"] == split].reset_index(drop=True)
         if self.rows.empty:
             raise ValueError(f"crop store {paths.show(store.root)} has no crops in split {split!r}")
         self.size = input_size
-        self.transform = transforms(train, augment)
+        self.targets = torch.tensor(self.rows["label"].to_numpy(), dtype=torch.float32)
         fits = len(self.rows) * 3 * input_size ** 2 <= CACHE_BYTES
-        self.cache: dict | None = {} if fits else None
+        self.images = torch.stack([self.image(i) for i in range(len(self.rows))]) if fits else None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -53,40 +52,75 @@ class CropDataset(Dataset):
         return self.rows["label"].to_numpy()
 
     def image(self, i: int) -> torch.Tensor:
-        """The crop at the model's input size as uint8 (3, S, S), decoded once when cached."""
-        if self.cache is not None and i in self.cache:
-            return self.cache[i]
+        """The crop at the model's input size as uint8 (3, S, S)."""
+        if getattr(self, "images", None) is not None:
+            return self.images[i]
         path = self.root / self.rows.at[i, "crop"]
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"cannot read crop {path}: the crop store is damaged; re-run `dflite extract --force`")
         if bgr.shape[0] != self.size:
             bgr = cv2.resize(bgr, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        img = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).contiguous()
-        if self.cache is not None:
-            self.cache[i] = img
-        return img
+        return torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).contiguous()
 
-    def __getitem__(self, i: int):
-        return self.transform(self.image(i)), torch.tensor(float(self.rows.at[i, "label"])), i
+    def batch(self, idx) -> tuple:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        x = self.images[idx] if self.images is not None else torch.stack([self.image(int(i)) for i in idx])
+        return x, self.targets[idx]
+
+    def batches(self, batch_size: int, order=None):
+        """(uint8 images, labels, indices) in `order` (default: dataset order), batch_size at a time."""
+        order = torch.arange(len(self)) if order is None else torch.as_tensor(order, dtype=torch.long)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield (*self.batch(idx), idx)
 
 
-def balanced_indices(labels: np.ndarray, generator: torch.Generator) -> list:
-    """One epoch of draws (as many as samples) with real and fake equally likely."""
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """uint8 or 0..1 float (B, 3, S, S) -> ImageNet-normalised float."""
+    x = x.float() / 255 if x.dtype == torch.uint8 else x
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, 1, S, S), ITU-R 601 luma as torchvision
+    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Batched horizontal flips and colour jitter of uint8 (B, 3, S, S); returns normalised float.
+
+    Every random draw comes from `generator` (on the CPU), so a batch is augmented identically on any
+    device for the same seed.
+    """
+    b = x.shape[0]
+    draws = torch.rand(b, 4, generator=generator)  # flip, brightness, contrast, saturation
+    flip = (draws[:, 0] < 0.5).to(x.device).view(b, 1, 1, 1)
+    bright, contrast, sat = ((1 + (draws[:, k] * 2 - 1) * JITTER).to(x.device).view(b, 1, 1, 1) for k in (1, 2, 3))
+    x = x.float() / 255
+    x = torch.where(flip, x.flip(3), x)
+    x = (x * bright).clamp(0, 1)
+    x = (contrast * x + (1 - contrast) * _grey(x).mean((2, 3), keepdim=True)).clamp(0, 1)
+    x = (sat * x + (1 - sat) * _grey(x)).clamp(0, 1)
+    return normalise(x)
+
+
+def balanced_indices(labels: np.ndarray, generator: torch.Generator, n: int = 0) -> list:
+    """n draws (default: as many as samples) with real and fake equally likely."""
     counts = np.bincount(labels, minlength=2).astype(float)
     weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
-    return list(WeightedRandomSampler(weights, len(labels), replacement=True, generator=generator))
+    return list(WeightedRandomSampler(weights, n or len(labels), replacement=True, generator=generator))
 
 
 def epoch_indices(dataset: CropDataset, balance: str, generator: torch.Generator, rank: int = 0,
-                  world: int = 1) -> list:
-    """This process's sample order for one epoch (shared draw, sharded by rank under DDP)."""
+                  world: int = 1, size: int = 0) -> list:
+    """This process's sample order for one epoch of `size` images (0 = the dataset's size), drawn
+    once for all processes and sharded by rank under DDP."""
+    size = size or len(dataset)
     if balance == "sampler":
-        order = balanced_indices(dataset.labels, generator)
-    else:
-        order = torch.randperm(len(dataset), generator=generator).tolist()
+        order = balanced_indices(dataset.labels, generator, size)
+    else:  # shuffled passes over the data, as many as `size` needs
+        passes = -(-size // len(dataset))
+        order = torch.cat([torch.randperm(len(dataset), generator=generator) for _ in range(passes)])[:size].tolist()
     return order[rank::world]
-
-
-def eval_loader(dataset: CropDataset, batch_size: int, workers: int = 0) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)

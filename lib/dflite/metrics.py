@@ -39,6 +39,16 @@ def per_method_accuracy(predictions: pd.DataFrame, threshold: float = 0.5) -> di
     return {m: float(v) for m, v in hit.groupby(predictions["method"]).mean().items()}
 
 
+def per_method_auc(predictions: pd.DataFrame) -> dict:
+    """AUC of each method's fakes against all real crops (how separable each manipulation is)."""
+    real = predictions[predictions["label"] == 0]
+    out = {}
+    for m, fakes in predictions[predictions["label"] == 1].groupby("method"):
+        both = pd.concat([real, fakes])
+        out[m] = float(roc_auc_score(both["label"], both["score"])) if len(real) else float("nan")
+    return out
+
+
 def video_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per video: its label, method and the mean of its frame scores."""
     return predictions.groupby("media_id").agg(label=("label", "first"), method=("method", "first"),
@@ -46,9 +56,10 @@ def video_scores(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate_predictions(predictions: pd.DataFrame, threshold: float = 0.5) -> dict:
-    """Frame-level metrics, per-method accuracy (acc_<method>) and video-level AUC and ACC."""
+    """Frame-level metrics, per-method accuracy (acc_<method>) and AUC (auc_<method>), video AUC and ACC."""
     out = binary_metrics(predictions["label"], predictions["score"], threshold)
     out.update({f"acc_{m}": v for m, v in per_method_accuracy(predictions, threshold).items()})
+    out.update({f"auc_{m}": v for m, v in per_method_auc(predictions).items()})
     videos = video_scores(predictions)
     vid = binary_metrics(videos["label"], videos["score"], threshold)
     out.update({"video_auc": vid["auc"], "video_acc": vid["acc"]})

@@ -108,17 +108,29 @@ def stage_seconds(summaries: dict):
 
 
 def training_curves(history, title: str = ""):
-    """Validation AUC and training loss per epoch, one line per model (mean over seeds)."""
+    """Validation AUC and training loss against images seen, one line per model (mean ± sd over seeds)."""
     import pandas as pd
+    import seaborn as sns
 
-    h = pd.DataFrame(history).groupby(["model", "epoch"], sort=False)[["val_auc", "train_loss"]].mean().reset_index()
+    h = pd.DataFrame(history)
+    x = "images" if "images" in h else "epoch"  # models have their own budgets: images seen compares them
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    for model, g in h.groupby("model", sort=False):
-        axes[0].plot(g["epoch"], g["val_auc"], marker="o", ms=3, label=model)
-        axes[1].plot(g["epoch"], g["train_loss"], marker="o", ms=3, label=model)
+    sns.lineplot(h, x=x, y="val_auc", hue="model", errorbar="sd", marker="o", ax=axes[0], legend=False)
+    sns.lineplot(h, x=x, y="train_loss", hue="model", errorbar="sd", marker="o", ax=axes[1])
     axes[0].axhline(0.5, color="grey", lw=0.8, ls=":")
-    axes[0].set(xlabel="epoch", ylabel="validation AUC", title=title or "validation AUC")
-    axes[1].set(xlabel="epoch", ylabel="training loss (BCE)", title="training loss")
+    axes[0].set(xlabel=f"{x} seen" if x == "images" else x, ylabel="validation AUC", title=title or "validation AUC")
+    axes[1].set(xlabel=f"{x} seen" if x == "images" else x, ylabel="training loss (BCE)", title="training loss")
     axes[1].legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def method_heatmap(table, title: str = "test AUC per manipulation method"):
+    """Models x methods heatmap of a per-method score table (e.g. studies.baselines.per_method)."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(1.3 * table.shape[1] + 2.5, 0.45 * table.shape[0] + 1.2))
+    sns.heatmap(table, annot=True, fmt=".2f", vmin=0.5, vmax=1.0, cmap="viridis", cbar=False, ax=ax)
+    ax.set(title=title, xlabel="", ylabel="")
     fig.tight_layout()
     return fig

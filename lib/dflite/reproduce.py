@@ -36,8 +36,10 @@ def parameters_for(profile: str, stem: str) -> dict:
     return {"profile": profile, **(table.get("all") or {}), **(table.get(stem) or {})}
 
 
-def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True) -> list:
-    """Execute the notebooks; stop at the first failure with the failing cell's error and the notebook path."""
+def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, data_root=None) -> list:
+    """Execute the notebooks; stop at the first failure with the failing cell's error and the notebook path.
+
+    `data_root` replaces every notebook's data_root (made absolute: notebooks run in notebooks/)."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -47,6 +49,8 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True) 
     for nb in notebooks(only):
         target = out_dir / nb.name
         params = parameters_for(profile, nb.stem)
+        if data_root:
+            params["data_root"] = str(Path(data_root).resolve())
         print(f"[{profile}] {nb.stem} -> {paths.show(target)}", flush=True)
         try:
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(paths.NOTEBOOKS),

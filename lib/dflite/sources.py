@@ -265,21 +265,6 @@ def inspect_openforensics(root) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("split")
 
 
-def dataset_roots(dataset: str, data_root: str = "", profile: str = "quick", seed: int = 0) -> dict:
-    """{"ffpp": root or None, "openforensics": root or None}; "synthetic" generates (or reuses) the set."""
-    if dataset == "synthetic":
-        from . import paths, synth
-
-        summary = synth.generate(paths.synth_dir(profile), profile=profile, seed=seed, progress=False)
-        return {"ffpp": summary.ffpp_root, "openforensics": summary.openforensics_root}
-    if dataset not in ("ffpp", "openforensics"):
-        raise ValueError(f"unknown dataset {dataset!r}; expected synthetic, ffpp or openforensics")
-    if not data_root:
-        raise ValueError(f"dataset {dataset!r} needs data_root: the folder you downloaded it to")
-    return {"ffpp": Path(data_root) if dataset == "ffpp" else None,
-            "openforensics": Path(data_root) if dataset == "openforensics" else None}
-
-
 def balance(table: pd.DataFrame, value: str = "media_id") -> pd.DataFrame:
     """Rows per method and split, with real and fake totals: for records_frame(...), media.csv or index.csv."""
     counts = table.pivot_table(index="method", columns="split", values=value, aggfunc="count", fill_value=0)

@@ -20,17 +20,14 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import paths
 from .checkpoint import load_state, load_weights, save_state, save_weights
-from .config import ExtractConfig, TrainConfig, from_dict, override, run_name, to_dict
-from .loader import CropDataset, epoch_indices, eval_loader
+from .config import ExtractConfig, TrainConfig, from_dict, run_name, to_dict
+from .loader import CropDataset, augment, epoch_indices, normalise
 from .metrics import binary_metrics, evaluate_predictions
 from .models import create_model, model_info
-
-STUDY_FIELDS = ("models", "seeds", "ablation_model", "latency_repeats")  # choose runs, do not change one
 
 
 @dataclass
@@ -43,16 +40,29 @@ class RunResult:
     input_size: int
 
 
-def run_config(cfg: TrainConfig) -> TrainConfig:
-    """The fields that change a single run (study-level lists reset to their defaults)."""
-    return override(cfg, **{f: getattr(TrainConfig(), f) for f in STUDY_FIELDS})
+def run_dir(profile: str, stage: str, model: str, dataset: str, cfg: TrainConfig, store, seed: int) -> Path:
+    """data/runs/<profile>/<stage>_<model>_<dataset>_<hash8>/seed_<s>: the hash covers the training and
+    extraction settings and the fingerprint of the crop store, so other data never shares a folder."""
+    extract_cfg = from_dict(ExtractConfig, store.config)
+    name = run_name(stage, model, dataset, cfg, extract_cfg, data=store.fingerprint)
+    return paths.runs_dir(profile) / name / f"seed_{seed}"
 
 
-def run_dir(profile: str, stage: str, model: str, dataset: str, cfg: TrainConfig, extract_cfg, seed: int) -> Path:
-    """data/runs/<profile>/<stage>_<model>_<dataset>_<hash of train and extract settings>/seed_<s>."""
-    if isinstance(extract_cfg, dict):
-        extract_cfg = from_dict(ExtractConfig, extract_cfg)
-    return paths.runs_dir(profile) / run_name(stage, model, dataset, run_config(cfg), extract_cfg) / f"seed_{seed}"
+class RunMismatchError(ValueError):
+    """A run folder holds a run made with other settings or other data."""
+
+
+def check_run(out: Path, want: dict) -> None:
+    """Refuse a run folder whose config.json differs from `want`, naming what differs."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    have = json.loads(path.read_text())
+    differ = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+    if differ:
+        detail = "; ".join(f"{k}: folder has {have.get(k)!r}, asked for {want.get(k)!r}" for k in differ)
+        raise RunMismatchError(f"run folder {paths.show(out)} was made with other settings or data ({detail}); "
+                               "delete it or choose another folder")
 
 
 def select_device() -> torch.device:
@@ -110,12 +120,32 @@ def predict(model: nn.Module, dataset: CropDataset, batch_size: int, device: tor
     model.eval()
     out = []
     with torch.inference_mode():
-        for x, _, _ in eval_loader(dataset, batch_size):
-            x = x.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+        for x, _, _ in dataset.batches(batch_size):
+            x = normalise(x.to(device)).to(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(x)
             out.append(torch.sigmoid(logits.float().squeeze(1)).cpu())
     return torch.cat(out).numpy()
+
+
+def train_epoch(net: nn.Module, data: CropDataset, order, cfg: TrainConfig, optimizer, scheduler, loss_fn,
+                device: torch.device, draws: torch.Generator, desc: str = "train", progress: bool = False) -> float:
+    """One pass over `order` (indices into data): augment, forward, step. Returns the mean loss."""
+    net.train()
+    total, seen = 0.0, 0
+    for x, y, _ in tqdm(data.batches(cfg.batch_size, order), desc=desc, total=math.ceil(len(order) / cfg.batch_size),
+                        leave=False, disable=not progress):
+        x, y = x.to(device), y.to(device)
+        x = (augment(x, draws) if cfg.augment else normalise(x)).to(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = loss_fn(net(x).float().squeeze(1), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += float(loss.detach()) * len(y)
+        seen += len(y)
+    return total / max(seen, 1)
 
 
 def _distributed(device: torch.device) -> tuple:
@@ -146,19 +176,34 @@ def fit(model_name: str, store, cfg: TrainConfig, out, seed: int = 0, device: to
     out = Path(out)
     info = model_info(model_name)
     size = cfg.input_size or info.input_size
+    device = device or select_device()
+    if device.type == "cpu":
+        previous = torch.get_num_threads()
+        torch.set_num_threads(cfg.cpu_threads)  # a run's numbers depend on its thread count: fix it
+        try:
+            return _fit(model_name, store, cfg, out, seed, device, progress, stop_after, size)
+        finally:
+            torch.set_num_threads(previous)
+    return _fit(model_name, store, cfg, out, seed, device, progress, stop_after, size)
+
+
+def _fit(model_name, store, cfg, out, seed, device, progress, stop_after, size):
+    want = {"model": model_name, "input_size": size, "seed": seed, "train": to_dict(cfg), "extract": store.config,
+            "store": paths.show(store.root), "store_fingerprint": store.fingerprint}
+    check_run(out, want)
     if (out / "test_metrics.json").is_file():
         return _finished(out)
     device = device or select_device()
     rank, world = _distributed(device)
-    train_ds = CropDataset(store, "train", size, train=True, augment=cfg.augment)
+    train_ds = CropDataset(store, "train", size)
     val_ds, test_ds = CropDataset(store, "val", size), CropDataset(store, "test", size)
     torch.manual_seed(seed)
     model = create_model(model_name, pretrained=cfg.pretrained, input_size=size).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    # channels_last on the CPU too: 1.7x faster for CNN-5 with oneDNN, no slower for the others.
+    model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else model
-    steps = math.ceil(len(train_ds) / (cfg.batch_size * world))
+    steps = math.ceil((cfg.epoch_size or len(train_ds)) / (cfg.batch_size * world))
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps))
     n_real, n_fake = np.bincount(train_ds.labels, minlength=2)
@@ -167,9 +212,7 @@ def fit(model_name: str, store, cfg: TrainConfig, out, seed: int = 0, device: to
     writer = rank == 0
     if writer:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({
-            "model": model_name, "input_size": size, "seed": seed, "train": to_dict(run_config(cfg)),
-            "extract": store.config, "store": paths.show(store.root)}, indent=1))
+        (out / "config.json").write_text(json.dumps(want, indent=1))
         (out / "env.json").write_text(json.dumps(env_info(device, world), indent=1))
 
     start, history, best = 0, [], {"auc": -1.0, "epoch": -1}
@@ -181,29 +224,17 @@ def fit(model_name: str, store, cfg: TrainConfig, out, seed: int = 0, device: to
         if stop_after is not None and epoch >= stop_after:
             return None
         started = time.perf_counter()
-        torch.manual_seed(seed * 1000 + epoch)  # augmentation and dropout draws of this epoch
-        order = epoch_indices(train_ds, cfg.balance, torch.Generator().manual_seed(seed * 1000 + epoch), rank, world)
-        batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        net.train()
-        total, seen = 0.0, 0
-        for x, y, _ in tqdm(DataLoader(train_ds, batch_sampler=batches), desc=f"{model_name} epoch {epoch + 1}",
-                            leave=False, disable=not (progress and writer)):
-            x, y = x.to(device), y.to(device)
-            if device.type == "cuda":
-                x = x.to(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = loss_fn(net(x).float().squeeze(1), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += float(loss.detach()) * len(y)
-            seen += len(y)
+        torch.manual_seed(seed * 1000 + epoch)  # dropout draws of this epoch
+        draws = torch.Generator().manual_seed(seed * 1000 + epoch)  # sample order, then augmentation
+        order = epoch_indices(train_ds, cfg.balance, draws, rank, world, cfg.epoch_size)
+        loss = train_epoch(net, train_ds, order, cfg, optimizer, scheduler, loss_fn, device, draws,
+                           desc=f"{model_name} epoch {epoch + 1}", progress=progress and writer)
         scores = predict(model, val_ds, cfg.batch_size * 2, device)
         val = binary_metrics(val_ds.labels, scores)
         val_loss = float(nn.functional.binary_cross_entropy(torch.tensor(scores).clamp(1e-6, 1 - 1e-6),
                                                             torch.tensor(val_ds.labels, dtype=torch.float32)))
-        history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": total / seen,
+        history.append({"epoch": epoch + 1, "images": (epoch + 1) * len(order) * world,
+                        "lr": optimizer.param_groups[0]["lr"], "train_loss": loss,
                         "val_loss": val_loss, "val_auc": val["auc"], "val_acc": val["acc"],
                         "seconds": round(time.perf_counter() - started, 2)})
         # Select on validation AUC; a split with one class has none, so fall back to (minus) its loss.

@@ -31,7 +31,8 @@ def write_mp4(path, frames, fps: int, crf: int = 23) -> None:
     cmd = [
         _ffmpeg(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
         "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-c:v", "libx264", "-preset", "ultrafast" if crf == 0 else "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        # CRF 0 (masks) is lossless at any preset: ultrafast only trades file size for time.
         # One thread and bitexact flags: same frames -> same bytes, on any machine.
         "-threads", "1", "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
         str(tmp),

@@ -79,10 +79,23 @@ def outputs_for(root: Path, t: int, cfg: SynthConfig) -> list:
     return files
 
 
-def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
-    """Render and write target t's real video and its fakes (skips when all outputs exist)."""
-    if all(p.exists() for p in outputs_for(root, t, cfg)):
-        return
+@dataclass
+class TargetFrames:
+    """One target's rendered frames before encoding: uint8 BGR (N, H, W, 3) and uint8 masks (N, H, W)."""
+
+    real: np.ndarray
+    fakes: dict   # method -> frames
+    masks: dict   # method -> masks (0 = untouched, 255 = fully replaced)
+    boxes: list   # per-frame ground-truth face box [x, y, w, h]
+
+
+def render_frames(seed: int, t: int, cfg: SynthConfig, methods=None) -> TargetFrames:
+    """Render target t's real frames and its fakes, exactly as they go to the encoder.
+
+    A fake frame is composited over the real one through its uint8 mask, so outside the mask it is
+    the real frame to the bit, and every changed pixel has a non-zero mask value.
+    """
+    methods = cfg.methods if methods is None else methods
     s = pair_partner(t)
     tp, sp = plan_video(seed, t, cfg), plan_video(seed, s, cfg)
     P, hw = cfg.patch_size, (cfg.frame_size, cfg.frame_size)
@@ -93,45 +106,54 @@ def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
         m = patch_to_frame(P, tr.cx[f], tr.cy[f], tr.scale[f] * cfg.frame_size, tr.angle[f])
         rgb, a = render_face(tp.ident, tr.expressions[f], tp.light, P)
         wa = warp(a, m, hw)
-        real.append(camera(over(tp.background, warp(rgb, m, hw), wa), noise_rng, cfg.camera_noise))
+        real.append(to_uint8(camera(over(tp.background, warp(rgb, m, hw), wa), noise_rng, cfg.camera_noise)))
         affines.append(m)
         alphas.append(wa)
         boxes.append(box_in_frame(tp.ident, P, m, hw))
-    vid = video_id(t)
-    real_u8 = np.stack([to_uint8(fr)[..., ::-1] for fr in real])  # RGB -> BGR for ffmpeg
-    for c in cfg.compressions:
-        write_mp4(root / "original_sequences" / "youtube" / c / "videos" / f"{vid}.mp4", real_u8, cfg.fps, CRF[c])
-    common = {"frames": cfg.frames, "fps": cfg.fps, "width": cfg.frame_size, "height": cfg.frame_size}
-    write_json(root / "ground_truth" / "original" / f"{vid}.json",
-                {"video": vid, "method": "original", "identity": vid, **common, "boxes": boxes})
-
-    stem = f"{vid}_{video_id(s)}"
     # Frames outer, methods inner: each frame's target and source renders are cached once.
     mrngs = {m: np.random.default_rng([seed, FFPP_STREAM, t, 2, k]) for k, m in enumerate(cfg.methods)}
-    fakes = {m: [] for m in cfg.methods}
-    masks = {m: [] for m in cfg.methods}
+    fakes = {m: [] for m in methods}
+    masks = {m: [] for m in methods}
     for f in range(cfg.frames):
-        for method in cfg.methods:
+        for method in methods:
             patch, mask = manipulate(method, tp.ident, sp.ident, tp.track.expressions[f],
                                      sp.track.expressions[f], tp.light, P, mrngs[method], strength(cfg))
-            wm = warp(mask, affines[f], hw) * alphas[f]
+            mask_u8 = to_uint8(warp(mask, affines[f], hw) * alphas[f])
             clean = over(tp.background, warp(patch, affines[f], hw), alphas[f])
             if method == "FaceShifter":  # high fidelity: it even re-synthesises sensor noise
                 clean = clean + mrngs[method].normal(0, cfg.camera_noise, clean.shape).astype(np.float32)
-            fakes[method].append(to_uint8(over(real[f], clean, wm))[..., ::-1])
-            masks[method].append(to_uint8(wm))
+            w = mask_u8.astype(np.float32) / 255  # composite through the stored mask: exact outside it
+            fake = over(real[f].astype(np.float32) / 255, clean, w)
+            fakes[method].append(np.where(mask_u8[..., None] > 0, to_uint8(fake), real[f])[..., ::-1])
+            masks[method].append(mask_u8)
+    return TargetFrames(real=np.stack(real)[..., ::-1], boxes=boxes,  # RGB -> BGR for ffmpeg
+                        fakes={m: np.stack(v) for m, v in fakes.items()},
+                        masks={m: np.stack(v) for m, v in masks.items()})
+
+
+def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
+    """Render and write target t's real video and its fakes (skips when all outputs exist)."""
+    if all(p.exists() for p in outputs_for(root, t, cfg)):
+        return
+    frames = render_frames(seed, t, cfg)
+    vid, stem = video_id(t), f"{video_id(t)}_{video_id(pair_partner(t))}"
+    for c in cfg.compressions:
+        write_mp4(root / "original_sequences" / "youtube" / c / "videos" / f"{vid}.mp4", frames.real, cfg.fps, CRF[c])
+    common = {"frames": cfg.frames, "fps": cfg.fps, "width": cfg.frame_size, "height": cfg.frame_size}
+    write_json(root / "ground_truth" / "original" / f"{vid}.json",
+               {"video": vid, "method": "original", "identity": vid, **common, "boxes": frames.boxes})
     for method in cfg.methods:
         base = root / "manipulated_sequences" / method
         for c in cfg.compressions:
-            write_mp4(base / c / "videos" / f"{stem}.mp4", np.stack(fakes[method]), cfg.fps, CRF[c])
-        mk = np.stack(masks[method])
+            write_mp4(base / c / "videos" / f"{stem}.mp4", frames.fakes[method], cfg.fps, CRF[c])
+        mk = frames.masks[method]
         write_mp4(base / "masks" / "videos" / f"{stem}.mp4", np.where(mk > 127, 255, 0).astype(np.uint8),
                   cfg.fps, CRF["raw"])
         gt = root / "ground_truth" / method
         write_png(gt / f"{stem}_mask.png", mk.reshape(-1, cfg.frame_size))  # frames stacked vertically
         write_json(gt / f"{stem}.json", {
-            "video": stem, "method": method, "target": vid, "source": video_id(s), **common,
-            "boxes": boxes, "mask": f"{stem}_mask.png",
+            "video": stem, "method": method, "target": vid, "source": video_id(pair_partner(t)), **common,
+            "boxes": frames.boxes, "mask": f"{stem}_mask.png",
             "manipulated_fraction": [round(float((m > 127).mean()), 4) for m in mk],
         })
 

@@ -109,9 +109,14 @@ class Light:
     tint: tuple = (1.0, 1.0, 1.0)
 
 
+@lru_cache(maxsize=8)
 def _grid(size: int):
+    """Pixel-centre coordinates in 0..1, (size, size) each (cached, read-only)."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    return (xs + 0.5) / size, (ys + 0.5) / size
+    x, y = (xs + 0.5) / size, (ys + 0.5) / size
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
 def _ellipse(x, y, cx, cy, ax, ay, soft):
@@ -121,9 +126,16 @@ def _ellipse(x, y, cx, cy, ax, ay, soft):
 
 
 def _paint(img, mask, colour, strength=1.0):
-    m = (mask * strength)[..., None]
-    img *= 1 - m
-    img += m * np.asarray(colour, np.float32)
+    """Blend `colour` into img where mask > 0 (only over the mask's bounding box: most are small)."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return
+    win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    colour = np.asarray(colour, np.float32)
+    m = (mask[win] * strength)[..., None]
+    c = colour[win] if colour.ndim == 3 else colour  # a per-pixel colour (size, size, 3) is cut too
+    img[win] *= 1 - m
+    img[win] += m * c
 
 
 def face_outline(ident: Identity, x, y):
@@ -141,7 +153,7 @@ def eye_centres(ident: Identity):
 
 @lru_cache(maxsize=64)
 def face_regions(ident: Identity, size: int, expr: Expression = Expression()) -> dict:
-    """Canonical masks (size, size) in 0..1: face skin, inner face, eyes, mouth, hull (read-only, cached)."""
+    """Canonical masks (size, size) in 0..1: skin, inner face, eyes, mouth, lower face, hull (read-only, cached)."""
     x, y = _grid(size)
     eyes = np.zeros((size, size), np.float32)
     for ex, ey in eye_centres(ident):
@@ -150,6 +162,8 @@ def face_regions(ident: Identity, size: int, expr: Expression = Expression()) ->
     mw = ident.mouth_w * (1 + 0.25 * expr.smile)
     mouth = _ellipse(x, y, FACE_CX, MOUTH_Y + 0.01, mw * 1.6, 0.06 + 0.03 * expr.mouth_open, 0.5)
     inner = _ellipse(x, y, FACE_CX, 0.6, ident.face_w * 0.86, ident.face_h * 0.72, 0.35)
+    # Lower face: mouth, chin and the folds beside the mouth (what NeuralTextures re-renders).
+    lower = _ellipse(x, y, FACE_CX, MOUTH_Y + 0.03, ident.face_w * 0.7, 0.12 + 0.03 * expr.mouth_open, 0.4)
     # FaceSwap-style hull: polygon through brows, cheeks and chin, hard edged.
     sep, fw = ident.eye_sep, ident.face_w
     pts = np.array([
@@ -159,7 +173,7 @@ def face_regions(ident: Identity, size: int, expr: Expression = Expression()) ->
     ]) * size
     hull = np.zeros((size, size), np.uint8)
     cv2.fillConvexPoly(hull, np.round(pts).astype(np.int32), 1)
-    regions = {"skin": face_outline(ident, x, y), "inner": inner, "eyes": eyes, "mouth": mouth,
+    regions = {"skin": face_outline(ident, x, y), "inner": inner, "eyes": eyes, "mouth": mouth, "lower": lower,
                "hull": hull.astype(np.float32)}
     for m in regions.values():
         m.setflags(write=False)
@@ -182,7 +196,7 @@ def render_face(ident: Identity, expr: Expression, light: Light, size: int):
     """
     x, y = _grid(size)
     img = np.zeros((size, size, 3), np.float32)
-    skin = face_outline(ident, x, y)
+    skin = face_regions(ident, size)["skin"]  # cached per identity
     neck = ((np.abs(x - FACE_CX) < ident.face_w * 0.55) & (y > FACE_CY)).astype(np.float32)
     ears = np.maximum(_ellipse(x, y, FACE_CX - ident.face_w, 0.54, 0.035, 0.06, 0.3),
                       _ellipse(x, y, FACE_CX + ident.face_w, 0.54, 0.035, 0.06, 0.3))

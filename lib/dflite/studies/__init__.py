@@ -1,0 +1,48 @@
+"""What the notebooks call: each study's inputs through one cached call, one module per notebook.
+
+`crop_store(profile, dataset, data_root)` gives a notebook its crop store, generating the synthetic
+set and extracting the crops when they are missing (both steps reuse finished work), so no notebook
+retypes the data setup. `train_config(profile, model)` is the profile's recipe for one model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import paths, synth
+from ..config import TrainConfig, get_profile, override
+from ..extract import CropStore, extract, store_dir
+
+DATASETS = ("synthetic", "ffpp", "openforensics")
+
+
+def dataset_roots(dataset: str, data_root: str = "", profile: str = "quick", seed: int = 0) -> dict:
+    """{"ffpp": root or None, "openforensics": root or None}; "synthetic" generates (or reuses) the set."""
+    if dataset == "synthetic":
+        summary = synth.generate(paths.synth_dir(profile), profile=profile, seed=seed, progress=False)
+        return {"ffpp": summary.ffpp_root, "openforensics": summary.openforensics_root}
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    if not data_root:
+        raise ValueError(f"dataset {dataset!r} needs data_root: the folder you downloaded it to")
+    return {"ffpp": Path(data_root) if dataset == "ffpp" else None,
+            "openforensics": Path(data_root) if dataset == "openforensics" else None}
+
+
+def crop_store(profile: str, dataset: str = "synthetic", data_root: str = "", kind: str = "ffpp", seed: int = 0,
+               workers: int = 2, progress: bool = False, **extract_changes) -> CropStore:
+    """The crop store of `kind` (ffpp | openforensics) for a notebook, built when missing.
+
+    `extract_changes` override the profile's extraction settings (e.g. split_mode="leaky" for the
+    leakage ablation); each setting gets its own store.
+    """
+    roots = dataset_roots(dataset, data_root, profile, seed)
+    if roots.get(kind) is None:
+        raise ValueError(f"dataset {dataset!r} has no {kind} data; use dataset='synthetic' or '{kind}'")
+    cfg = override(get_profile(profile).extract, **extract_changes)
+    return extract(kind, roots[kind], store_dir(profile, kind, cfg), cfg, workers=workers, progress=progress)
+
+
+def train_config(profile, model: str) -> TrainConfig:
+    """The profile's training recipe for `model`: its TrainConfig with the model's own changes."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    return override(p.train, **dict(p.recipes).get(model, {}))

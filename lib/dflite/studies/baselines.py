@@ -1,0 +1,159 @@
+"""Notebook 02's study: train the profile's detectors over seeds, evaluate, measure cost, run the ablations."""
+from __future__ import annotations
+
+import json
+from multiprocessing import get_context
+
+import pandas as pd
+from tqdm import tqdm
+
+from .. import paths
+from ..config import TrainConfig, from_dict, get_profile, override, to_dict
+from ..deploy import cost
+from ..extract import load_store
+from ..models import count_parameters, create_model
+from ..train import RunResult, fit, run_dir, select_device
+from . import crop_store, train_config
+
+METRIC_COLUMNS = ["acc", "bacc", "auc", "ap", "eer", "video_auc", "video_acc"]
+COST_COLUMNS = ["params", "size_mb", "mmacs", "cpu_ms"]
+SPREAD_COLUMNS = ["bacc", "auc", "video_auc"]  # reported as mean and sd over seeds
+
+
+def model_cost(result: RunResult, repeats: int) -> dict:
+    """Cost of a trained model, measured once and kept in its run folder (a cached run prints the same)."""
+    path = result.run_dir / "cost.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    row = cost(create_model(result.model, input_size=result.input_size), result.input_size,
+               result.run_dir / "best.safetensors", repeats)
+    path.write_text(json.dumps(row, indent=1))
+    return row
+
+
+def model_seeds(profile: str, model: str) -> tuple:
+    """Every seed for the models later studies compress, the first seed for the others."""
+    study = get_profile(profile).baselines
+    return study.seeds if model in study.seeded_models else study.seeds[:1]
+
+
+def recipes(profile: str) -> pd.DataFrame:
+    """One row per model: input size, epochs, images per epoch, images seen in all, peak lr, seeds."""
+    rows = []
+    for model in get_profile(profile).baselines.models:
+        cfg = train_config(profile, model)
+        rows.append({"model": model, "input_px": cfg.input_size, "epochs": cfg.epochs,
+                     "epoch_size": cfg.epoch_size or "split", "images": cfg.epochs * cfg.epoch_size or "",
+                     "batch": cfg.batch_size, "lr": cfg.lr, "seeds": len(model_seeds(profile, model))})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def plan_runs(profile: str, store, dataset: str, models=None, seeds=None, changes=None,
+              stage: str = "baseline") -> list:
+    """[(model, seed, TrainConfig, run folder)] for each model with its profile recipe (plus `changes`)."""
+    jobs = []
+    for model in models or get_profile(profile).baselines.models:
+        cfg = override(train_config(profile, model), **(changes or {}))
+        for seed in seeds or model_seeds(profile, model):
+            jobs.append((model, seed, cfg, run_dir(profile, stage, model, dataset, cfg, store, seed)))
+    return jobs
+
+
+def run_all(profile: str, planned: list, progress: bool = True) -> list:
+    """Train what is missing of [(store, jobs)], `baselines.workers` runs at a time on the CPU (one
+    thread each: two single-threaded runs beat one run on two threads), then read every run back."""
+    workers = 1 if select_device().type == "cuda" else get_profile(profile).baselines.workers
+    pending = [(store, job) for store, jobs in planned for job in jobs if not (job[3] / "test_metrics.json").is_file()]
+    if workers > 1 and len(pending) > 1:
+        pending.sort(key=lambda p: _train_cost(p[1]), reverse=True)  # longest first: the pool ends together
+        args = [(m, str(store.root), to_dict(c), str(out), s) for store, (m, s, c, out) in pending]
+        with get_context("spawn").Pool(min(workers, len(args))) as pool:  # spawn: see extract.py
+            for _ in tqdm(pool.imap_unordered(_fit_job, args), total=len(args), desc="train", disable=not progress):
+                pass
+    return [{(m, s): fit(m, store, c, out, seed=s, progress=progress) for m, s, c, out in jobs}
+            for store, jobs in planned]
+
+
+def train_models(profile: str, store, dataset: str, models=None, seeds=None, changes=None,
+                 stage: str = "baseline", progress: bool = True) -> dict:
+    """{(model, seed): RunResult} for each model with its profile recipe (plus `changes`); finished runs
+    are read back, not retrained."""
+    jobs = plan_runs(profile, store, dataset, models, seeds, changes, stage)
+    return run_all(profile, [(store, jobs)], progress)[0]
+
+
+def _fit_job(args) -> None:
+    model, store_root, cfg, out, seed = args
+    fit(model, load_store(store_root), from_dict(TrainConfig, cfg), out, seed=seed, progress=False)
+
+
+def _train_cost(job) -> float:
+    """Rough relative training time of a job (parameters x images x pixels), to start the long ones first."""
+    model, _, cfg, _ = job
+    images, px = cfg.epochs * (cfg.epoch_size or 3000), cfg.input_size or 224
+    return count_parameters(create_model(model, input_size=cfg.input_size or None)) ** 0.5 * images * px ** 2
+
+
+def results_table(runs: dict, repeats: int = 30) -> pd.DataFrame:
+    """One row per key (a model, or any label): test metrics as the mean over seeds (and `<metric>_sd`
+    for the headline ones), per-method accuracy and AUC, and cost."""
+    rows = [{"model": label, "seed": seed, "input_px": r.input_size, **r.metrics, **model_cost(r, repeats)}
+            for (label, seed), r in runs.items()]
+    df = pd.DataFrame(rows)
+    per_method = sorted(c for c in df.columns if c.startswith(("acc_", "auc_")))
+    by = df.groupby("model", sort=False)
+    table = by[["input_px", *METRIC_COLUMNS, *per_method, *COST_COLUMNS]].mean()
+    for c in SPREAD_COLUMNS:  # sample sd (ddof 1); nan with one seed
+        table.insert(table.columns.get_loc(c) + 1, f"{c}_sd", by[c].std())
+    table.insert(0, "seeds", by["seed"].count())
+    return table.astype({"input_px": int, "params": int})
+
+
+def mean_sd(table: pd.DataFrame, columns=SPREAD_COLUMNS, digits: int = 3) -> pd.DataFrame:
+    """The columns as 'mean ± sd' strings (just the mean where there is one seed), for display."""
+    out = table[["seeds"]].copy()
+    for c in columns:
+        sd = table[f"{c}_sd"]
+        out[c] = [f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s == s else "") for m, s in zip(table[c], sd)]
+    return out
+
+
+def per_method(table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
+    """Per-method scores as a model x method table (metric 'acc' adds the real frames' accuracy)."""
+    cols = [c for c in table.columns if c.startswith(f"{metric}_") and not c.endswith("_sd")]
+    return table[cols].rename(columns=lambda c: c[len(metric) + 1:])
+
+
+def write_results(profile: str, name: str, table: pd.DataFrame):
+    """data/runs/<profile>/results/<name>.csv; returns the path."""
+    path = paths.runs_dir(profile) / "results" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.round(4).to_csv(path)
+    return path
+
+
+def histories(runs: dict) -> pd.DataFrame:
+    """All training curves in one long table (model, seed, epoch, ...)."""
+    return pd.concat([r.history.assign(model=m, seed=s) for (m, s), r in runs.items()], ignore_index=True)
+
+
+def ablations(profile: str, store, dataset: str, data_root: str = "", seed: int = 0, workers: int = 2,
+              progress: bool = True) -> tuple:
+    """The capstone's schedule ablation and the leakage ablation on the ablation model, trained together.
+
+    Schedule: warm-up + cosine against a constant learning rate. Leakage: a frame-level split (frames of
+    one video in train and test, as the capstone shuffled them) against the video/identity split. The
+    cosine and video-split runs are the baseline runs themselves. Returns two {(label, seed): RunResult}.
+    """
+    study = get_profile(profile).baselines
+    leaky = crop_store(profile, dataset, data_root, seed=seed, workers=workers, split_mode="leaky")
+    one = {"models": [study.ablation_model], "seeds": study.ablation_seeds}
+    honest = plan_runs(profile, store, dataset, **one)
+    constant = plan_runs(profile, store, dataset, changes={"schedule": "constant", "warmup_epochs": 0}, **one)
+    frame = plan_runs(profile, leaky, dataset, **one)
+    honest, constant, frame = run_all(profile, [(store, honest), (store, constant), (leaky, frame)], progress)
+
+    def label(runs, name):
+        return {(f"{model} {name}", s): r for (model, s), r in runs.items()}
+    return ({**label(honest, "cosine"), **label(constant, "constant")},
+            {**label(honest, "video split"), **label(frame, "frame split (leaky)")})
