@@ -194,3 +194,15 @@ def test_run_names_include_the_data(train_store, tmp_path, monkeypatch):
     b = run_dir("quick", "baseline", "cnn5", "synthetic", CFG, dataclasses.replace(train_store, root=other), 0)
     assert a.name == b.name == "seed_0" and a.parent.name != b.parent.name
     assert a.parent.name.startswith("baseline_cnn5_synthetic_") and a.parent.parent.name == "quick"
+
+
+def test_splits_too_large_to_hold_are_decoded_per_batch_to_the_same_pixels(train_store, monkeypatch):
+    import dflite.loader
+
+    held = CropDataset(train_store, "train", 32)
+    monkeypatch.setattr(dflite.loader, "CACHE_BYTES", 0)
+    streamed = CropDataset(train_store, "train", 32)
+    assert held.images is not None and streamed.images is None
+    xa, ya = held.batch([3, 0, 7])
+    xb, yb = streamed.batch([3, 0, 7])
+    assert torch.equal(xa, xb) and torch.equal(ya, yb) and xa.dtype == torch.uint8

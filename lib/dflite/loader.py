@@ -42,7 +42,9 @@ class CropDataset:
         self.size = input_size
         self.targets = torch.tensor(self.rows["label"].to_numpy(), dtype=torch.float32)
         fits = len(self.rows) * 3 * input_size ** 2 <= CACHE_BYTES
-        self.images = torch.stack([self.image(i) for i in range(len(self.rows))]) if fits else None
+        self.images = None  # (N, 3, S, S) uint8 once decoded; None: decoded per batch (too large to hold)
+        if fits:
+            self.images = torch.stack([self.image(i) for i in range(len(self.rows))])
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -53,7 +55,7 @@ class CropDataset:
 
     def image(self, i: int) -> torch.Tensor:
         """The crop at the model's input size as uint8 (3, S, S)."""
-        if getattr(self, "images", None) is not None:
+        if self.images is not None:
             return self.images[i]
         path = self.root / self.rows.at[i, "crop"]
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
