@@ -59,7 +59,7 @@ BASELINE_MODELS = ("meso4", "mesoinception4", "cnn5", "resnet18", "xception", "e
 
 # The quick profile's per-model recipes, measured on 2 CPU cores (README, "Baseline detectors"). Budgets
 # are images seen (epochs x epoch_size). MesoNets see 96 px: at 64 px their four pools leave a 2 x 2 map
-# and Meso-4 stops near AUC 0.80. ResNet-18 trains at ~75 images/s a core and from scratch needs ~10k
+# and Meso-4 stops near AUC 0.80. ResNet-18 trains at ~45 images/s on one core and from scratch needs ~10k
 # images to pass AUC 0.9; batch 16 gives it twice the steps. EfficientNets get one modest budget: they
 # do not get there from scratch within the quick budget (the README says what they reach).
 QUICK_RECIPES = {

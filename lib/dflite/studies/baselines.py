@@ -60,8 +60,9 @@ def plan_runs(profile: str, store, dataset: str, models=None, seeds=None, change
 
 
 def run_all(profile: str, planned: list, progress: bool = True) -> list:
-    """Train what is missing of [(store, jobs)], `baselines.workers` runs at a time on the CPU (one
-    thread each: two single-threaded runs beat one run on two threads), then read every run back."""
+    """Train what is missing of [(store, jobs)], `baselines.workers` runs at a time on the CPU, then read
+    every run back. Each run has one thread (TrainConfig.cpu_threads): two such runs use 2 cores about as
+    well as one run on two threads, and a run's numbers do not depend on how runs are scheduled."""
     workers = 1 if select_device().type == "cuda" else get_profile(profile).baselines.workers
     pending = [(store, job) for store, jobs in planned for job in jobs if not (job[3] / "test_metrics.json").is_file()]
     if workers > 1 and len(pending) > 1:
