@@ -89,7 +89,7 @@ class TrainConfig:
     momentum: float = 0.9            # SGD momentum
     batch_size: int = 32             # per process
     balance: str = "sampler"         # sampler (balanced draws) | weights (pos_weight in the loss) | none
-    augment: bool = True             # flip, small rotation, colour jitter
+    augment: bool = True             # horizontal flip and colour jitter (batched, see loader.augment)
     patience: int = 0                # early stopping on validation AUC after this many flat epochs (0 = off)
     pretrained: bool = False         # start from timm's ImageNet weights (needs them in the local cache)
     cpu_threads: int = 1             # torch threads of a run on the CPU: results differ slightly between counts
@@ -133,7 +133,7 @@ PROFILES = {
     # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
     "paper": Profile(
         name="paper",
-        synth=SynthConfig(identities=240, frames=64, frame_size=256, patch_size=176,
+        synth=SynthConfig(identities=240, frames=32, frame_size=256, patch_size=176,
                           of_images=(1200, 300, 300, 300), of_size=(512, 384)),
         extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=360, min_size=80),
         train=TrainConfig(input_size=0, epochs=30, warmup_epochs=10, optimizer="sgd", lr=5e-4, weight_decay=1e-5,

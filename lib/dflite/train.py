@@ -193,7 +193,6 @@ def _fit(model_name, store, cfg, out, seed, device, progress, stop_after, size):
     check_run(out, want)
     if (out / "test_metrics.json").is_file():
         return _finished(out)
-    device = device or select_device()
     rank, world = _distributed(device)
     train_ds = CropDataset(store, "train", size)
     val_ds, test_ds = CropDataset(store, "val", size), CropDataset(store, "test", size)

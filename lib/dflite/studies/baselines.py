@@ -115,7 +115,7 @@ def mean_sd(table: pd.DataFrame, columns=SPREAD_COLUMNS, digits: int = 3) -> pd.
     out = table[["seeds"]].copy()
     for c in columns:
         sd = table[f"{c}_sd"]
-        out[c] = [f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s == s else "") for m, s in zip(table[c], sd)]
+        out[c] = [f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if pd.notna(s) else "") for m, s in zip(table[c], sd)]
     return out
 
 

@@ -89,13 +89,12 @@ class TargetFrames:
     boxes: list   # per-frame ground-truth face box [x, y, w, h]
 
 
-def render_frames(seed: int, t: int, cfg: SynthConfig, methods=None) -> TargetFrames:
+def render_frames(seed: int, t: int, cfg: SynthConfig) -> TargetFrames:
     """Render target t's real frames and its fakes, exactly as they go to the encoder.
 
     A fake frame is composited over the real one through its uint8 mask, so outside the mask it is
     the real frame to the bit, and every changed pixel has a non-zero mask value.
     """
-    methods = cfg.methods if methods is None else methods
     s = pair_partner(t)
     tp, sp = plan_video(seed, t, cfg), plan_video(seed, s, cfg)
     P, hw = cfg.patch_size, (cfg.frame_size, cfg.frame_size)
@@ -112,10 +111,10 @@ def render_frames(seed: int, t: int, cfg: SynthConfig, methods=None) -> TargetFr
         boxes.append(box_in_frame(tp.ident, P, m, hw))
     # Frames outer, methods inner: each frame's target and source renders are cached once.
     mrngs = {m: np.random.default_rng([seed, FFPP_STREAM, t, 2, k]) for k, m in enumerate(cfg.methods)}
-    fakes = {m: [] for m in methods}
-    masks = {m: [] for m in methods}
+    fakes = {m: [] for m in cfg.methods}
+    masks = {m: [] for m in cfg.methods}
     for f in range(cfg.frames):
-        for method in methods:
+        for method in cfg.methods:
             patch, mask = manipulate(method, tp.ident, sp.ident, tp.track.expressions[f],
                                      sp.track.expressions[f], tp.light, P, mrngs[method], strength(cfg))
             mask_u8 = to_uint8(warp(mask, affines[f], hw) * alphas[f])
