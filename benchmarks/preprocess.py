@@ -2,7 +2,7 @@
 
 naive  = what the capstone and DeepfakeBench-style scripts do: decode every frame (cv2 read), run the
          Haar cascade at full resolution on the sampled frames, crop the biggest face, write a PNG.
-dflite = dflite.extract: grab without decoding colour for unsampled frames, detect on a copy at most
+dflite = dflite.data.extract: grab without decoding colour for unsampled frames, detect on a copy at most
          320 px long, same crop and PNG; with 1 and 2 worker processes.
 
 Both use the capstone's sampling (real videos one frame in 30, fakes 10 random frames) on synthetic
@@ -24,12 +24,12 @@ import cv2
 import pandas as pd
 from dflite import paths
 from dflite.config import ExtractConfig, SynthConfig, config_hash, override
-from dflite.extract import extract
-from dflite.faces import HaarConfig, crop_square, detect_faces, iou
-from dflite.sources import ffpp_records
-from dflite.synth import generate
-from dflite.synth.check import store_recall
-from dflite.video import frame_count, sample_frame_indices
+from dflite.data.extract import extract
+from dflite.data.faces import HaarConfig, crop_square, detect_faces, iou
+from dflite.data.sources import ffpp_records
+from dflite.data.synth import generate
+from dflite.data.synth.check import store_recall
+from dflite.data.video import frame_count, sample_frame_indices
 
 
 def naive(records, cfg: ExtractConfig, out: Path, gt_root: Path) -> dict:
@@ -92,7 +92,7 @@ def main():
             store = extract("ffpp", data.ffpp_root, out, cfg, workers=workers, progress=False)
             seconds = time.perf_counter() - started
             recall = store_recall(store, data.ffpp_root).loc["all", "recall"]
-            rows.append({"pipeline": f"dflite.extract, {workers} process{'es' if workers > 1 else ''}",
+            rows.append({"pipeline": f"dflite.data.extract, {workers} process{'es' if workers > 1 else ''}",
                          "crops": len(store.index), "seconds": seconds, "recall": recall,
                          "decode s": store.summary["stage_seconds"]["decode"],
                          "detect s": store.summary["stage_seconds"]["detect"]})

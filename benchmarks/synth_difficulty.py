@@ -21,9 +21,10 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from dflite import paths, synth
+from dflite import paths
+from dflite.data import synth
 from dflite.config import get_profile, override
-from dflite.extract import extract, store_dir
+from dflite.data.extract import extract, store_dir
 from dflite.studies import crop_store
 from dflite.studies.baselines import train_models
 from sklearn.linear_model import LogisticRegression

@@ -1,7 +1,7 @@
 """Training throughput (images per second): the model's step alone, and dflite's whole training loop.
 
 `model` is the cost of one optimizer step on random inputs already in memory (batch 32, BCE with
-logits, AdamW); `loop` is dflite.train.train_epoch over the quick crop store's train split (batch
+logits, AdamW); `loop` is dflite.engine.train.train_epoch over the quick crop store's train split (batch
 assembly, batched augmentation, step): the ratio loop/model says how much the data path costs.
 Both use channels_last, and bf16 autocast on CUDA, as training does.
 
@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 from dflite import studies
 from dflite.config import TrainConfig
-from dflite.loader import CropDataset
-from dflite.models import create_model
-from dflite.train import build_optimizer, select_device, train_epoch
+from dflite.data.loader import CropDataset
+from dflite.engine.train import build_optimizer, select_device, train_epoch
+from dflite.nets.models import create_model
 
 
 def sync(device):
@@ -28,7 +28,7 @@ def sync(device):
 
 def model_only(name: str, size: int, device: torch.device, steps: int, batch: int) -> float:
     model = create_model(name, input_size=size).to(device)
-    fmt = torch.channels_last  # as dflite.train uses it, on the CPU too
+    fmt = torch.channels_last  # as dflite.engine.train uses it, on the CPU too
     model = model.to(memory_format=fmt).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)

@@ -15,7 +15,7 @@ def _isolated_data(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_set(tmp_path_factory):
-    from dflite.synth import generate
+    from dflite.data.synth import generate
 
     out = tmp_path_factory.mktemp("synth") / "tiny"
     return generate(out, profile="quick", seed=3, cfg=TINY, workers=1, progress=False)
@@ -25,8 +25,8 @@ def tiny_set(tmp_path_factory):
 def train_store(tmp_path_factory):
     """A crop store with train, val and test videos (3 identity pairs), 32 px crops."""
     from dflite.config import ExtractConfig
-    from dflite.extract import extract
-    from dflite.synth import generate
+    from dflite.data.extract import extract
+    from dflite.data.synth import generate
 
     base = tmp_path_factory.mktemp("trainset")
     cfg = override(TINY, identities=6, of_images=(1, 1, 1, 1))

@@ -16,11 +16,15 @@ def test_unknown_profile_and_field_are_named():
         config.override(SynthConfig(), framez=3)
 
 
-def test_run_names_are_pinned():
-    # Defaults hash to the empty dict; changing these names breaks every existing run folder.
-    assert config.run_name("train", "meso4", "ffpp", SynthConfig()) == "train_meso4_ffpp_44136fa3"
-    assert config.run_name("train", "meso4", "ffpp", config.override(SynthConfig(), frames=8)) == \
-        "train_meso4_ffpp_a205c2c5"
+def test_store_names_are_pinned():
+    # Defaults hash to the empty dict; changing these names orphans every existing crop store.
+    from dflite import paths
+    from dflite.data.extract import store_dir
+
+    base = paths.data_dir() / "crops" / "quick"
+    assert store_dir("quick", "ffpp", config.ExtractConfig()) == base / "ffpp_44136fa3"
+    assert store_dir("quick", "ffpp", config.override(config.ExtractConfig(), frames=16), synthetic=True) == \
+        base / "synthetic_ffpp_d46b8548"
 
 
 def test_hash_ignores_defaults_and_list_vs_tuple():

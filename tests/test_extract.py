@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from dflite.config import ExtractConfig, override
-from dflite.extract import extract, load_store
+from dflite.data.extract import extract, load_store
+from dflite.data.sources import DatasetLayoutError
+from dflite.data.synth.check import store_recall
+from dflite.data.video import read_frames, write_mp4
 from dflite.folders import OutputFolderError
-from dflite.sources import DatasetLayoutError
-from dflite.synth.check import store_recall
-from dflite.video import read_frames, write_mp4
 
 CFG = ExtractConfig(frames=4, size=48)
 

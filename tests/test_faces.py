@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 from dflite import paths
-from dflite.faces import HaarConfig, crop_square, detect_faces, detect_near, expand_box, iou
-from dflite.video import read_frames
+from dflite.data.faces import HaarConfig, crop_square, detect_faces, detect_near, expand_box, iou
+from dflite.data.video import read_frames
 
 
 @pytest.mark.parametrize("box,frame", [((10, 10, 20, 30), (100, 100)), ((0, 0, 90, 50), (100, 120)),
@@ -54,7 +54,7 @@ def test_detect_near_finds_the_face_around_the_previous_box_and_falls_back(tiny_
 
 
 def test_missing_cascade_message(monkeypatch):
-    from dflite import faces
+    from dflite.data import faces
 
     faces.load_cascade.cache_clear()
     monkeypatch.setattr(faces.cv2.data, "haarcascades", str(paths.ROOT / "nowhere") + "/")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 from dflite.config import METHODS
-from dflite.synth.identity import Expression, Light, random_identity, render_face
-from dflite.synth.manipulate import manipulate
+from dflite.data.synth.identity import Expression, Light, random_identity, render_face
+from dflite.data.synth.manipulate import manipulate
 
 SIZE = 96
 

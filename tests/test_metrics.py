@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from dflite.metrics import binary_metrics, equal_error_rate, evaluate_predictions, video_scores
+from dflite.engine.metrics import binary_metrics, equal_error_rate, evaluate_predictions, video_scores
 from sklearn.metrics import roc_auc_score
 
 

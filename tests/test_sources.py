@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from dflite.sources import (
+from dflite.data.sources import (
     DatasetLayoutError,
     ffpp_records,
     inspect_ffpp,
@@ -124,7 +124,7 @@ def test_synthetic_set_reads_through_the_real_adapters(tiny_set):
 
 
 def test_balance_counts_methods_splits_and_totals(tmp_path):
-    from dflite.sources import balance, records_frame
+    from dflite.data.sources import balance, records_frame
 
     table = balance(records_frame(ffpp_records(write_ffpp(tmp_path), methods=("Deepfakes", "FaceSwap"))))
     assert table.loc["original", "train"] == 2 and table.loc["Deepfakes", "val"] == 2

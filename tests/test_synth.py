@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 from dflite.config import METHODS, OF_SPLITS, override
-from dflite.faces import HaarConfig
-from dflite.synth import MARKER, OutputFolderError, generate
-from dflite.synth.check import haar_recall
-from dflite.synth.ffpp import split_pairs
-from dflite.video import read_frames
+from dflite.data.faces import HaarConfig
+from dflite.data.synth import MARKER, OutputFolderError, generate
+from dflite.data.synth.check import haar_recall
+from dflite.data.synth.ffpp import split_pairs
+from dflite.data.video import read_frames
 
 from .conftest import TINY
 
@@ -196,7 +196,7 @@ def test_refuses_a_file_and_a_foreign_folder(tmp_path):
 
 def test_refuses_an_unwritable_folder(tmp_path, monkeypatch):
     # CI runs as root, which may write anywhere: make the permission check itself say no.
-    monkeypatch.setattr("dflite.synth.os.access", lambda path, mode: False)
+    monkeypatch.setattr("dflite.data.synth.os.access", lambda path, mode: False)
     with pytest.raises(OutputFolderError, match="not writable"):
         generate(tmp_path / "out", cfg=TINY, progress=False)
     assert not (tmp_path / "out").exists()
@@ -212,7 +212,7 @@ def test_odd_identity_count_is_refused(tmp_path):
 @pytest.mark.parametrize("target", [0, 1])
 def test_fake_equals_real_outside_the_mask_before_encoding(target):
     """Exactly: the only pixels a fake changes are those its mask sidecar marks (uint8 > 0)."""
-    from dflite.synth.ffpp import render_frames
+    from dflite.data.synth.ffpp import render_frames
 
     frames = render_frames(3, target, TINY)
     for method in METHODS:

@@ -7,13 +7,20 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from dflite.checkpoint import load_weights, save_weights
 from dflite.config import TrainConfig, override
-from dflite.loader import CropDataset, augment, epoch_indices
-from dflite.models import create_model
-from dflite.train import RunMismatchError, fit, lr_factor, run_dir
+from dflite.data.loader import CropDataset, augment, epoch_indices
+from dflite.engine.runs import RunMismatchError, train_run
+from dflite.engine.train import fit, input_size, lr_factor, seeded_model
+from dflite.nets.checkpoint import load_weights, save_weights
+from dflite.nets.models import create_model
 
 CFG = TrainConfig(input_size=32, epochs=3, warmup_epochs=1, batch_size=16)
+
+
+def dense(name, store, cfg, folder, seed=0, **kw):
+    """Train a dense registry model into `folder` (the engine's plain use)."""
+    run = train_run("quick", "test", name, "synthetic", cfg, store, seed, input_size(cfg, name), folder=folder)
+    return fit(seeded_model(name, cfg, seed), store, cfg, run, progress=False, **kw)
 
 
 def test_warmup_then_cosine_and_constant():
@@ -28,7 +35,7 @@ def test_warmup_then_cosine_and_constant():
 
 
 def test_fit_writes_a_complete_run_and_reuses_it(train_store, tmp_path):
-    r = fit("cnn5", train_store, CFG, tmp_path / "run", seed=0, progress=False)
+    r = dense("cnn5", train_store, CFG, tmp_path / "run", seed=0)
     assert list(r.history["epoch"]) == [1, 2, 3]
     for name in ("config.json", "env.json", "metrics.csv", "best.safetensors", "last.safetensors",
                  "last_state.safetensors", "predictions_test.csv", "test_metrics.json"):
@@ -38,24 +45,24 @@ def test_fit_writes_a_complete_run_and_reuses_it(train_store, tmp_path):
     assert set(r.predictions["method"]) >= {"original", "Deepfakes"}
     assert "acc_FaceSwap" in r.metrics and "auc_FaceSwap" in r.metrics and "video_auc" in r.metrics
     stamp = (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns
-    again = fit("cnn5", train_store, CFG, tmp_path / "run", seed=0, progress=False)
+    again = dense("cnn5", train_store, CFG, tmp_path / "run", seed=0)
     assert again.metrics == r.metrics and (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns == stamp
 
 
 def test_same_seed_same_numbers_and_resume_is_exact(train_store, tmp_path):
-    a = fit("meso4", train_store, CFG, tmp_path / "a", seed=1, progress=False)
-    b = fit("meso4", train_store, CFG, tmp_path / "b", seed=1, progress=False)
+    a = dense("meso4", train_store, CFG, tmp_path / "a", seed=1)
+    b = dense("meso4", train_store, CFG, tmp_path / "b", seed=1)
     cols = ["train_loss", "val_loss", "val_auc"]
     pd.testing.assert_frame_equal(a.history[cols], b.history[cols])
-    assert fit("meso4", train_store, CFG, tmp_path / "c", seed=1, progress=False, stop_after=1) is None
+    assert dense("meso4", train_store, CFG, tmp_path / "c", seed=1, stop_after=1) is None
     assert len(pd.read_csv(tmp_path / "c" / "metrics.csv")) == 1
-    c = fit("meso4", train_store, CFG, tmp_path / "c", seed=1, progress=False)
+    c = dense("meso4", train_store, CFG, tmp_path / "c", seed=1)
     pd.testing.assert_frame_equal(a.history[cols], c.history[cols])
     assert a.metrics == c.metrics
 
 
 def test_early_stopping(train_store, tmp_path):
-    r = fit("cnn5", train_store, override(CFG, epochs=8, patience=1, lr=0.0), tmp_path / "es", progress=False)
+    r = dense("cnn5", train_store, override(CFG, epochs=8, patience=1, lr=0.0), tmp_path / "es")
     assert len(r.history) < 8  # with lr 0 validation AUC never improves after epoch 1
 
 
@@ -99,7 +106,7 @@ def test_validation_split_with_one_class_still_selects_an_epoch(train_store, tmp
 
     idx = train_store.index
     fakes_only = dataclasses.replace(train_store, index=idx[~((idx["split"] == "val") & (idx["label"] == 0))])
-    r = fit("cnn5", fakes_only, override(CFG, epochs=2), tmp_path / "one", progress=False)
+    r = dense("cnn5", fakes_only, override(CFG, epochs=2), tmp_path / "one")
     assert r.history["val_auc"].isna().all() and (tmp_path / "one" / "best.safetensors").is_file()
 
 
@@ -109,7 +116,7 @@ def toy_store(root, n: int = 96, size: int = 32):
     """A crop store whose fakes carry a bright 8 px square at a random place: trivially learnable."""
     import cv2
     import numpy as np
-    from dflite.extract import CropStore
+    from dflite.data.extract import CropStore
 
     rng = np.random.default_rng(0)
     rows = []
@@ -131,7 +138,7 @@ def toy_store(root, n: int = 96, size: int = 32):
 def test_training_learns_a_learnable_toy_set(tmp_path):
     """A broken loop (no step, wrong labels, frozen weights) fails this; a working one separates the toy."""
     store = toy_store(tmp_path / "toy")
-    r = fit("cnn5", store, override(CFG, epochs=6, lr=3e-3), tmp_path / "run", progress=False)
+    r = dense("cnn5", store, override(CFG, epochs=6, lr=3e-3), tmp_path / "run")
     assert r.history["train_loss"].iloc[-1] < 0.6 * r.history["train_loss"].iloc[0]
     assert r.metrics["auc"] > 0.95
 
@@ -156,7 +163,7 @@ def test_batched_augmentation_is_seeded_and_keeps_content(train_store):
     assert a.shape == (16, 3, 32, 32) and a.dtype == torch.float32
     assert torch.equal(a, b) and not torch.equal(a, c)
     # Flips and colour jitter keep the image: each augmented crop correlates with its original or its mirror.
-    from dflite.loader import normalise
+    from dflite.data.loader import normalise
 
     plain = normalise(x)
     for i in range(16):
@@ -168,39 +175,22 @@ def test_batched_augmentation_is_seeded_and_keeps_content(train_store):
 def test_a_run_folder_with_other_settings_or_data_is_refused(train_store, tmp_path):
     import dataclasses
 
-    fit("meso4", train_store, override(CFG, epochs=1), tmp_path / "run", progress=False)
-    with pytest.raises(RunMismatchError, match="train: folder has .*'epochs': 1"):
-        fit("meso4", train_store, override(CFG, epochs=2), tmp_path / "run", progress=False)
+    dense("meso4", train_store, override(CFG, epochs=1), tmp_path / "run")
+    with pytest.raises(RunMismatchError, match="train.epochs: folder has 1, asked for 2"):
+        dense("meso4", train_store, override(CFG, epochs=2), tmp_path / "run")
     other = tmp_path / "other"
     other.mkdir()
     train_store.index.head(50).to_csv(other / "index.csv", index=False)
     moved = dataclasses.replace(train_store, root=other)  # same settings, other crops
-    with pytest.raises(RunMismatchError, match="store_fingerprint"):
-        fit("meso4", moved, override(CFG, epochs=1), tmp_path / "run", progress=False)
-
-
-def test_run_names_include_the_data(train_store, tmp_path, monkeypatch):
-    import dataclasses
-
-    from dflite import config
-
-    # Pinned: changing these renames every run folder on disk.
-    assert config.run_name("baseline", "cnn5", "synthetic", TrainConfig(), config.ExtractConfig(),
-                           data="0123456789ab") == "baseline_cnn5_synthetic_7dfbaa49"
-    a = run_dir("quick", "baseline", "cnn5", "synthetic", CFG, train_store, 0)
-    other = tmp_path / "other"
-    other.mkdir()
-    train_store.index.head(50).to_csv(other / "index.csv", index=False)
-    b = run_dir("quick", "baseline", "cnn5", "synthetic", CFG, dataclasses.replace(train_store, root=other), 0)
-    assert a.name == b.name == "seed_0" and a.parent.name != b.parent.name
-    assert a.parent.name.startswith("baseline_cnn5_synthetic_") and a.parent.parent.name == "quick"
+    with pytest.raises(RunMismatchError, match="data.fingerprint: folder has '[0-9a-f]{12}'"):
+        dense("meso4", moved, override(CFG, epochs=1), tmp_path / "run")
 
 
 def test_splits_too_large_to_hold_are_decoded_per_batch_to_the_same_pixels(train_store, monkeypatch):
-    import dflite.loader
+    import dflite.data.loader
 
     held = CropDataset(train_store, "train", 32)
-    monkeypatch.setattr(dflite.loader, "CACHE_BYTES", 0)
+    monkeypatch.setattr(dflite.data.loader, "CACHE_BYTES", 0)
     streamed = CropDataset(train_store, "train", 32)
     assert held.images is not None and streamed.images is None
     xa, ya = held.batch([3, 0, 7])

@@ -1,8 +1,8 @@
 """Frame sampling and decoding only what is sampled."""
 import numpy as np
 import pytest
-from dflite import video
-from dflite.video import VideoError, read_frames, read_sampled, sample_frame_indices, write_mp4
+from dflite.data import video
+from dflite.data.video import VideoError, read_frames, read_sampled, sample_frame_indices, write_mp4
 
 
 def _frames(n, h=48, w=64):

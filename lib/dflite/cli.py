@@ -9,7 +9,7 @@ from . import paths
 
 
 def _synth(args) -> int:
-    from .synth import OutputFolderError, generate
+    from .data.synth import OutputFolderError, generate
 
     out = args.out or paths.synth_dir(args.profile)
     started = time.perf_counter()
@@ -39,9 +39,9 @@ def _reproduce(args) -> int:
 
 def _extract(args) -> int:
     from .config import get_profile, override
-    from .extract import extract, store_dir
+    from .data.extract import extract, store_dir
+    from .data.sources import DatasetLayoutError
     from .folders import OutputFolderError
-    from .sources import DatasetLayoutError
 
     cfg = get_profile(args.profile).extract
     changes = {k: v for k, v in (("sampling", args.sampling), ("frames", args.frames), ("size", args.size),
@@ -64,9 +64,10 @@ def _extract(args) -> int:
 
 def _train(args) -> int:
     from .config import override
-    from .extract import load_store
+    from .data.extract import load_store
+    from .engine.runs import train_run
+    from .engine.train import fit, input_size, seeded_model
     from .studies import train_config
-    from .train import fit, run_dir
 
     cfg = train_config(args.profile, args.model)
     if args.epochs:
@@ -77,8 +78,9 @@ def _train(args) -> int:
         cfg = override(cfg, cpu_threads=args.threads)
     try:
         store = load_store(args.store)
-        out = args.out or run_dir(args.profile, "train", args.model, args.dataset, cfg, store, args.seed)
-        result = fit(args.model, store, cfg, out, seed=args.seed)
+        run = train_run(args.profile, "train", args.model, args.dataset, cfg, store, args.seed,
+                        input_size(cfg, args.model), folder=args.out)
+        result = fit(seeded_model(args.model, cfg, args.seed), store, cfg, run)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"dflite train: {e}", file=sys.stderr)
         return 2
@@ -90,7 +92,7 @@ def _train(args) -> int:
 
 
 def _inspect(args) -> int:
-    from .sources import DatasetLayoutError, inspect_ffpp, inspect_openforensics
+    from .data.sources import DatasetLayoutError, inspect_ffpp, inspect_openforensics
 
     try:
         if args.dataset == "ffpp":
@@ -155,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "augmentation), keep the best epoch by validation AUC, evaluate on the test "
                                    "split. Resumes an interrupted run; several GPUs or CPU processes under torchrun.")
     t.add_argument("--store", required=True, help="crop store folder (from `dflite extract`)")
-    t.add_argument("--model", required=True, help="a name from dflite.models.list_models()")
+    t.add_argument("--model", required=True, help="a name from dflite.nets.models.list_models()")
     t.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="training recipe (default: quick)")
     t.add_argument("--dataset", default="ffpp", help="dataset name used in the run folder name")
     t.add_argument("--seed", type=int, default=0)

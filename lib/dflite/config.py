@@ -1,4 +1,4 @@
-"""Profiles (quick, standard, paper) as typed dataclasses, overrides, and stable run names.
+"""Profiles (quick, standard, paper) as typed dataclasses, overrides, and stable hashes of settings.
 
 Defaults are the quick profile; a profile only lists what it changes. A run folder is named by a hash
 of the fields that differ from the defaults, so adding a new field with a default renames nothing.
@@ -179,12 +179,7 @@ def non_defaults(cfg) -> dict:
 
 def config_hash(*cfgs, data: str = "") -> str:
     """8 hex digits naming configs by their non-default fields (defaults hash the same forever), and the
-    fingerprint of the data they ran on, when given."""
+    fingerprint of the data they ran on, when given (crop stores; runs are named by engine.runs)."""
     parts = non_defaults(cfgs[0]) if len(cfgs) == 1 else [non_defaults(c) for c in cfgs]
     blob = json.dumps(parts if not data else {"configs": parts, "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
-
-
-def run_name(stage: str, model: str, dataset: str, *cfgs, data: str = "") -> str:
-    """`<stage>_<model>_<dataset>_<hash8>`, the folder name of a run under data/runs/<profile>/."""
-    return f"{stage}_{model}_{dataset}_{config_hash(*cfgs, data=data)}"

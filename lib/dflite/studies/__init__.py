@@ -6,26 +6,11 @@ retypes the data setup. `train_config(profile, model)` is the profile's recipe f
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from .. import paths, synth
 from ..config import TrainConfig, get_profile, override
-from ..extract import CropStore, extract, store_dir
+from ..data.extract import CropStore, extract, store_dir
+from .datasets import DATASETS, dataset_roots
 
-DATASETS = ("synthetic", "ffpp", "openforensics")
-
-
-def dataset_roots(dataset: str, data_root: str = "", profile: str = "quick", seed: int = 0) -> dict:
-    """{"ffpp": root or None, "openforensics": root or None}; "synthetic" generates (or reuses) the set."""
-    if dataset == "synthetic":
-        summary = synth.generate(paths.synth_dir(profile), profile=profile, seed=seed, progress=False)
-        return {"ffpp": summary.ffpp_root, "openforensics": summary.openforensics_root}
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
-    if not data_root:
-        raise ValueError(f"dataset {dataset!r} needs data_root: the folder you downloaded it to")
-    return {"ffpp": Path(data_root) if dataset == "ffpp" else None,
-            "openforensics": Path(data_root) if dataset == "openforensics" else None}
+__all__ = ["DATASETS", "crop_store", "dataset_roots", "train_config"]
 
 
 def crop_store(profile: str, dataset: str = "synthetic", data_root: str = "", kind: str = "ffpp", seed: int = 0,
@@ -39,7 +24,8 @@ def crop_store(profile: str, dataset: str = "synthetic", data_root: str = "", ki
     if roots.get(kind) is None:
         raise ValueError(f"dataset {dataset!r} has no {kind} data; use dataset='synthetic' or '{kind}'")
     cfg = override(get_profile(profile).extract, **extract_changes)
-    return extract(kind, roots[kind], store_dir(profile, kind, cfg), cfg, workers=workers, progress=progress)
+    out = store_dir(profile, kind, cfg, synthetic=dataset == "synthetic")
+    return extract(kind, roots[kind], out, cfg, workers=workers, progress=progress)
 
 
 def train_config(profile, model: str) -> TrainConfig:

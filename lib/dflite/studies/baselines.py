@@ -7,13 +7,18 @@ from multiprocessing import get_context
 import pandas as pd
 from tqdm import tqdm
 
-from .. import paths
-from ..config import TrainConfig, from_dict, get_profile, override, to_dict
-from ..deploy import cost
-from ..extract import load_store
-from ..models import count_parameters, create_model
-from ..train import RunResult, fit, run_dir, select_device
+from ..compress.deploy import cost
+from ..config import TrainConfig, get_profile, override
+from ..data.extract import load_store
+from ..engine.runs import Run, train_run, write_results
+from ..engine.train import RunResult, fit, input_size, seeded_model, select_device
+from ..folders import write_json
+from ..nets.checkpoint import load_model
+from ..nets.models import count_parameters, create_model
 from . import crop_store, train_config
+
+__all__ = ["ablations", "histories", "mean_sd", "per_method", "plan_runs", "recipes", "results_table",
+           "run_all", "train_dense", "train_models", "write_results"]
 
 METRIC_COLUMNS = ["acc", "bacc", "auc", "ap", "eer", "video_auc", "video_acc"]
 COST_COLUMNS = ["params", "size_mb", "mmacs", "cpu_ms"]
@@ -25,9 +30,9 @@ def model_cost(result: RunResult, repeats: int) -> dict:
     path = result.run_dir / "cost.json"
     if path.is_file():
         return json.loads(path.read_text())
-    row = cost(create_model(result.model, input_size=result.input_size), result.input_size,
-               result.run_dir / "best.safetensors", repeats)
-    path.write_text(json.dumps(row, indent=1))
+    model, _ = load_model(result.run_dir / "best.safetensors")  # the trained net, pruned or not
+    row = cost(model, result.input_size, repeats)
+    write_json(path, row)
     return row
 
 
@@ -50,13 +55,19 @@ def recipes(profile: str) -> pd.DataFrame:
 
 def plan_runs(profile: str, store, dataset: str, models=None, seeds=None, changes=None,
               stage: str = "baseline") -> list:
-    """[(model, seed, TrainConfig, run folder)] for each model with its profile recipe (plus `changes`)."""
+    """[(model, seed, TrainConfig, Run)] for each model with its profile recipe (plus `changes`)."""
     jobs = []
     for model in models or get_profile(profile).baselines.models:
         cfg = override(train_config(profile, model), **(changes or {}))
         for seed in seeds or model_seeds(profile, model):
-            jobs.append((model, seed, cfg, run_dir(profile, stage, model, dataset, cfg, store, seed)))
+            run = train_run(profile, stage, model, dataset, cfg, store, seed, input_size(cfg, model))
+            jobs.append((model, seed, cfg, run))
     return jobs
+
+
+def train_dense(model: str, store, cfg: TrainConfig, run: Run, progress: bool = True) -> RunResult:
+    """A dense registry model trained from the run's seed (read back when the run is finished)."""
+    return fit(seeded_model(model, cfg, run.identity["seed"]), store, cfg, run, progress=progress)
 
 
 def run_all(profile: str, planned: list, progress: bool = True) -> list:
@@ -64,15 +75,14 @@ def run_all(profile: str, planned: list, progress: bool = True) -> list:
     every run back. Each run has one thread (TrainConfig.cpu_threads): two such runs use 2 cores about as
     well as one run on two threads, and a run's numbers do not depend on how runs are scheduled."""
     workers = 1 if select_device().type == "cuda" else get_profile(profile).baselines.workers
-    pending = [(store, job) for store, jobs in planned for job in jobs if not (job[3] / "test_metrics.json").is_file()]
+    pending = [(store, job) for store, jobs in planned for job in jobs if not job[3].finished]
     if workers > 1 and len(pending) > 1:
         pending.sort(key=lambda p: _train_cost(p[1]), reverse=True)  # longest first: the pool ends together
-        args = [(m, str(store.root), to_dict(c), str(out), s) for store, (m, s, c, out) in pending]
+        args = [(str(store.root), m, c, run) for store, (m, _, c, run) in pending]
         with get_context("spawn").Pool(min(workers, len(args))) as pool:  # spawn: see extract.py
             for _ in tqdm(pool.imap_unordered(_fit_job, args), total=len(args), desc="train", disable=not progress):
                 pass
-    return [{(m, s): fit(m, store, c, out, seed=s, progress=progress) for m, s, c, out in jobs}
-            for store, jobs in planned]
+    return [{(m, s): train_dense(m, store, c, run, progress) for m, s, c, run in jobs} for store, jobs in planned]
 
 
 def train_models(profile: str, store, dataset: str, models=None, seeds=None, changes=None,
@@ -84,8 +94,8 @@ def train_models(profile: str, store, dataset: str, models=None, seeds=None, cha
 
 
 def _fit_job(args) -> None:
-    model, store_root, cfg, out, seed = args
-    fit(model, load_store(store_root), from_dict(TrainConfig, cfg), out, seed=seed, progress=False)
+    store_root, model, cfg, run = args
+    train_dense(model, load_store(store_root), cfg, run, progress=False)
 
 
 def _train_cost(job) -> float:
@@ -123,14 +133,6 @@ def per_method(table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """Per-method scores as a model x method table (metric 'acc' adds the real frames' accuracy)."""
     cols = [c for c in table.columns if c.startswith(f"{metric}_") and not c.endswith("_sd")]
     return table[cols].rename(columns=lambda c: c[len(metric) + 1:])
-
-
-def write_results(profile: str, name: str, table: pd.DataFrame):
-    """data/runs/<profile>/results/<name>.csv; returns the path."""
-    path = paths.runs_dir(profile) / "results" / f"{name}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.round(4).to_csv(path)
-    return path
 
 
 def histories(runs: dict) -> pd.DataFrame:

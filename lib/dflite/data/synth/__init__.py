@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from .. import __version__
-from ..config import OF_SPLITS, SynthConfig, get_profile, to_dict
-from ..folders import OutputFolderError, claim, clear, write_marker
+from ... import __version__
+from ...config import OF_SPLITS, SynthConfig, get_profile, to_dict
+from ...folders import OutputFolderError, claim, clear, write_marker
 from ..sources import inspect_ffpp, inspect_openforensics
 from . import ffpp, openforensics
 

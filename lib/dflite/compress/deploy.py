@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .models import count_parameters
+from ..nets.models import count_parameters
 
 
 def count_macs(model: nn.Module, input_size: int) -> int:
@@ -22,9 +21,12 @@ def count_macs(model: nn.Module, input_size: int) -> int:
     return int(macs)
 
 
-def size_mb(path) -> float:
-    """Size of a weights file in MB (10^6 bytes)."""
-    return Path(path).stat().st_size / 1e6
+def size_mb(model: nn.Module) -> float:
+    """Size of the model's weights as a safetensors file in MB (10^6 bytes): tensors and header, without
+    the metadata a dflite checkpoint adds (the spec of a pruned net would count its layer list)."""
+    from safetensors.torch import save
+
+    return len(save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})) / 1e6
 
 
 def cpu_latency_ms(model: nn.Module, input_size: int, repeats: int = 30, warmup: int = 5, threads: int = 1) -> float:
@@ -46,8 +48,8 @@ def cpu_latency_ms(model: nn.Module, input_size: int, repeats: int = 30, warmup:
     return float(np.median(times) * 1000)
 
 
-def cost(model: nn.Module, input_size: int, weights_path, repeats: int = 30) -> dict:
+def cost(model: nn.Module, input_size: int, repeats: int = 30) -> dict:
     """One row of the cost table."""
-    return {"params": count_parameters(model), "size_mb": round(size_mb(weights_path), 3),
+    return {"params": count_parameters(model), "size_mb": round(size_mb(model), 3),
             "mmacs": round(count_macs(model, input_size) / 1e6, 2),
             "cpu_ms": round(cpu_latency_ms(model, input_size, repeats), 2)}

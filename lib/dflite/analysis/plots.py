@@ -8,8 +8,8 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .config import METHODS
-from .video import read_frames
+from ..config import METHODS
+from ..data.video import read_frames
 
 # Figures of video frames are photographs to PNG: at the default 100 dpi one takes 300-600 kB of
 # base64 in a stored notebook. 60 dpi keeps them readable and under ~150 kB.
@@ -73,7 +73,7 @@ def scene_with_boxes(of_root, split: str = "Val", image_index: int = 0):
 
 def crops_with_boxes(store_root, index, dataset_root, per_method: int = 1, seed: int = 0):
     """Per method: the frame with the detected box drawn, and the stored crop beside it."""
-    from .video import read_frames
+    from ..data.video import read_frames
 
     methods = sorted(index["method"].unique(), key=lambda m: (m != "original", m))
     fig, axes = plt.subplots(2, len(methods), figsize=(1.8 * len(methods), 3.8), squeeze=False, dpi=FRAME_DPI - 15)

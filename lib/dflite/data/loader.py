@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from . import paths
+from .. import paths
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CACHE_BYTES = 4 << 30  # hold a split's decoded crops in memory when they fit in 4 GiB

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import SynthConfig
-from ..folders import write_json, write_png
+from ...config import SynthConfig
+from ...folders import write_json, write_png
 from ..video import CRF, write_mp4
 from .identity import Identity, Light, random_identity, render_face
 from .manipulate import manipulate

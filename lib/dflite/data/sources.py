@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import METHODS, OF_SPLITS
+from ..config import METHODS, OF_SPLITS
 
 FFPP_COMPRESSIONS = ("raw", "c23", "c40")
 FFPP_EXPECTED = """expected a FaceForensics++ root laid out as:

@@ -137,12 +137,24 @@ def model_info(name: str) -> ModelInfo:
 
 
 def create_model(name: str, num_classes: int = 1, pretrained: bool = False, input_size: int | None = None) -> nn.Module:
-    """Build a detector; `pretrained` loads timm's ImageNet weights (from the local cache offline)."""
+    """Build a detector; `pretrained` loads timm's ImageNet weights (from the local cache offline).
+
+    The model carries `dflite_spec` (registry name, input size, outputs): what a checkpoint needs to
+    rebuild it (nets.checkpoint adds the layer shapes of a pruned net).
+    """
     info = model_info(name)
+    size = input_size or info.input_size
+    model = _build(info, num_classes, pretrained, size)
+    model.dflite_spec = {"name": name, "input_size": size, "num_classes": num_classes}
+    return model
+
+
+def _build(info: ModelInfo, num_classes: int, pretrained: bool, input_size: int) -> nn.Module:
+    name = info.name
     if not info.timm_name:
         if pretrained:
             raise ValueError(f"{name} has no ImageNet weights (it is trained from scratch in the studies)")
-        return _OWN[name](num_classes=num_classes, input_size=input_size or info.input_size)
+        return _OWN[name](num_classes=num_classes, input_size=input_size)
     import timm
 
     if not pretrained:

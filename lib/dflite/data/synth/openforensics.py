@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import OF_SPLITS, SynthConfig
-from ..folders import write_bytes, write_json, write_png
+from ...config import OF_SPLITS, SynthConfig
+from ...folders import write_bytes, write_json, write_png
 from .ffpp import strength
 from .identity import Expression, face_regions, random_identity, render_face
 from .manipulate import manipulate

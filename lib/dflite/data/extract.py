@@ -20,11 +20,13 @@ import cv2
 import pandas as pd
 from tqdm import tqdm
 
-from . import __version__, paths, video
-from .config import OF_SPLITS, ExtractConfig, config_hash, override, to_dict
+from .. import __version__, paths
+from ..config import OF_SPLITS, ExtractConfig, config_hash, override, to_dict
+from ..folders import claim, clear, write_json, write_marker, write_png
+from . import video
 from .faces import HaarConfig, crop_square, detect_faces, detect_near, iou
-from .folders import claim, clear, write_json, write_marker, write_png
 from .sources import MediaRecord, celebdf_records, ffpp_records, group_split, openforensics_records
+from .synth import MARKER as SYNTH_MARKER
 from .video import VideoError, read_sampled, sample_frame_indices
 
 MARKER = "store.json"
@@ -45,6 +47,8 @@ class CropStore:
     failures: pd.DataFrame  # one row per media that gave no crop, with the reason
     summary: dict
     config: dict            # the ExtractConfig it was made with (store.json)
+    kind: str = ""          # the dataset adapter it read: ffpp | openforensics | celebdf
+    synthetic: bool = False  # read from a set dflite generated (not real data)
 
     @property
     def fingerprint(self) -> str:
@@ -52,9 +56,15 @@ class CropStore:
         return hashlib.sha256((self.root / "index.csv").read_bytes()).hexdigest()[:12]
 
 
-def store_dir(profile: str, dataset: str, cfg: ExtractConfig) -> Path:
-    """data/crops/<profile>/<dataset>_<hash8>: a store per dataset and extraction settings."""
-    return paths.data_dir() / "crops" / profile / f"{dataset}_{config_hash(cfg)}"
+def store_dir(profile: str, dataset: str, cfg: ExtractConfig, synthetic: bool = False) -> Path:
+    """data/crops/<profile>/[synthetic_]<dataset>_<hash8>: a store per dataset, origin and extraction settings
+    (the synthetic FF++ set and a real FF++ download never share a folder)."""
+    return paths.data_dir() / "crops" / profile / f"{'synthetic_' if synthetic else ''}{dataset}_{config_hash(cfg)}"
+
+
+def is_synthetic(root) -> bool:
+    """A dataset root inside a set `dflite synth` generated (its marker sits one level up)."""
+    return (Path(root).resolve().parent / SYNTH_MARKER).is_file()
 
 
 def haar_config(cfg: ExtractConfig) -> HaarConfig:
@@ -245,7 +255,8 @@ def load_store(out) -> CropStore:
                                 "(or notebook 01) first")
     return CropStore(out, pd.read_csv(out / "index.csv", dtype={"group": str, "compression": str}),
                      pd.read_csv(out / "media.csv", keep_default_na=False), pd.read_csv(out / "failures.csv"),
-                     json.loads((out / "summary.json").read_text()), made["config"])
+                     json.loads((out / "summary.json").read_text()), made["config"], made.get("dataset", ""),
+                     bool(made.get("synthetic")))
 
 
 def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), workers: int | None = None,
@@ -281,6 +292,6 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
                 _job(a)
                 bar.update()
     _assemble(out, jobs, cfg, time.perf_counter() - started)
-    write_marker(out, MARKER, {**want, "complete": True, "version": __version__})
+    write_marker(out, MARKER, {**want, "complete": True, "version": __version__, "synthetic": is_synthetic(root)})
     return load_store(out)
 

@@ -1,0 +1,1 @@
+"""Analysis: the figures of the notebooks (later: Grad-CAM scored against masks, transfer)."""

@@ -1,0 +1,1 @@
+"""Compression and deployment: cost of a model (later: lottery tickets, structured pruning, distillation)."""

@@ -1,0 +1,1 @@
+"""Training engine: run folders, `fit` with hooks, and the metrics it reports."""

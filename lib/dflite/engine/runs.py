@@ -1,0 +1,154 @@
+"""Run folders: one module names them, claims them, records what made them and writes results tables.
+
+    data/runs/<profile>/<stage>_<model>_<dataset>_<hash8>/seed_<s>/[level_<L>/]
+
+The hash covers the training settings that differ from the defaults, the extraction settings, the
+stage's own settings (a lottery level's sparsity, a distillation's alpha) and the fingerprint of
+the crop store the run read. `config.json` holds the same identity in full; a folder whose
+identity differs from the one asked for is refused with the fields that differ, never reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .. import paths
+from ..config import ExtractConfig, TrainConfig, from_dict, non_defaults, to_dict
+from ..folders import write_json
+
+CONFIG = "config.json"
+FINISHED = "test_metrics.json"  # written last: its presence means the run is complete
+
+
+class RunMismatchError(ValueError):
+    """A run folder holds a run made with other settings or other data."""
+
+
+def data_identity(store, dataset: str) -> dict:
+    """What a run read: the dataset label, the adapter (kind), synthetic or real, the extraction
+    settings and the fingerprint of the crop store's index."""
+    return {"dataset": dataset, "kind": store.kind, "synthetic": bool(store.synthetic),
+            "fingerprint": store.fingerprint, "extract": store.config}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder and the identity it must hold."""
+
+    dir: Path
+    identity: dict = field(hash=False)
+
+    @property
+    def finished(self) -> bool:
+        return (self.dir / FINISHED).is_file()
+
+    def level(self, level: int) -> Run:
+        """The sub-run of an iterative study (a pruning round): `level_<L>/` with the level in its identity."""
+        return Run(self.dir / f"level_{level}", {**self.identity, "level": level})
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def claim(self) -> str:
+        """'new', 'resume' or 'finished'; RunMismatchError if the folder holds another run, OSError-like
+        ValueError if it holds files but no run at all."""
+        have_path = self.dir / CONFIG
+        if not have_path.is_file():
+            if self.dir.is_dir() and any(p.name != "env.json" and not p.name.startswith("level_")
+                                         for p in self.dir.iterdir()):
+                raise RunMismatchError(f"{paths.show(self.dir)} holds files but no {CONFIG}: not a dflite run; "
+                                       "move it away or choose another profile")
+            return "new"
+        try:
+            have = json.loads(have_path.read_text())
+        except json.JSONDecodeError:
+            raise RunMismatchError(f"{paths.show(have_path)} is not valid JSON; delete the run folder") from None
+        differ = differences(have, self.identity)
+        if differ:
+            detail = "; ".join(f"{k}: folder has {a!r}, asked for {b!r}" for k, a, b in differ[:6])
+            more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
+            raise RunMismatchError(f"run folder {paths.show(self.dir)} was made with other settings or data "
+                                   f"({detail}{more}); delete it or choose another profile")
+        return "finished" if self.finished else "resume"
+
+    def start(self, env: dict) -> None:
+        """Write config.json (the identity) and env.json (versions, commit, device) of a new or resumed run."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.dir / CONFIG, self.identity)
+        write_json(self.dir / "env.json", env)
+
+
+def differences(have: dict, want: dict, prefix: str = "") -> list:
+    """[(dotted key, have, want)] where two nested dicts differ."""
+    out = []
+    for k in sorted(set(have) | set(want)):
+        a, b = have.get(k), want.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append((f"{prefix}{k}", a, b))
+    return out
+
+
+def run_hash(cfg: TrainConfig, extract: dict, settings: dict, fingerprint: str) -> str:
+    """8 hex digits over the non-default training settings, the extraction settings, the stage's
+    settings and the data fingerprint (a new field with a default renames no run)."""
+    blob = {"train": non_defaults(cfg), "extract": non_defaults(from_dict(ExtractConfig, extract)), "data": fingerprint}
+    if settings:
+        blob["settings"] = settings
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def train_run(profile: str, stage: str, model: str, dataset: str, cfg: TrainConfig, store, seed: int,
+              input_size: int, settings: dict | None = None, folder=None) -> Run:
+    """The run of `model` trained with `cfg` on `store` (labelled `dataset`) at `seed`, for `stage`.
+
+    `settings` are the stage's own (e.g. {"sparsity": 0.8, "method": "imp"}): JSON values only.
+    `folder` puts the run somewhere else than its named folder (`dflite train --out`).
+    """
+    settings = json.loads(json.dumps(settings or {}))
+    data = data_identity(store, dataset)
+    name = f"{stage}_{model}_{dataset}_{run_hash(cfg, data['extract'], settings, data['fingerprint'])}"
+    identity = {"stage": stage, "model": model, "input_size": input_size, "seed": seed, "train": to_dict(cfg),
+                "data": data, "settings": settings}
+    return Run(Path(folder) if folder else paths.runs_dir(profile) / name / f"seed_{seed}", identity)
+
+
+def env_info(device, world: int = 1) -> dict:
+    """Versions, commit and device (no host names or paths)."""
+    import cv2
+    import numpy as np
+    import timm
+    import torch
+    import torchvision
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True,
+                                timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "timm": timm.__version__, "opencv": cv2.__version__, "numpy": np.__version__, "git_commit": commit,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "world_size": world}
+
+
+def results_path(profile: str, name: str) -> Path:
+    return paths.runs_dir(profile) / "results" / f"{name}.csv"
+
+
+def write_results(profile: str, name: str, table: pd.DataFrame) -> Path:
+    """data/runs/<profile>/results/<name>.csv (4 decimals); returns the path."""
+    path = results_path(profile, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    table.round(4).to_csv(tmp)
+    tmp.replace(path)
+    return path

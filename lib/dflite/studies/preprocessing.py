@@ -1,0 +1,32 @@
+"""Notebook 01's study: the crop stores of a dataset, what was found, and where the time went."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..data.synth.check import store_recall
+from . import crop_store
+from .datasets import dataset_roots
+
+SUMMARY_KEYS = ("media", "failed", "sampled", "with_face", "crops", "detection_rate")
+TIME_KEYS = ("stage_seconds", "wall_seconds", "crops_per_second")
+
+
+def stores(profile: str, dataset: str, data_root: str = "", seed: int = 0, workers: int = 2,
+           progress: bool = False) -> dict:
+    """{kind: CropStore} for every kind of data the dataset has (the synthetic set has both)."""
+    roots = dataset_roots(dataset, data_root, profile, seed)
+    return {kind: crop_store(profile, dataset, data_root, kind=kind, seed=seed, workers=workers, progress=progress)
+            for kind, root in roots.items() if root is not None}
+
+
+def summary(store) -> dict:
+    return {k: store.summary[k] for k in SUMMARY_KEYS}
+
+
+def timings(found: dict) -> dict:
+    return {kind: {k: s.summary[k] for k in TIME_KEYS} for kind, s in found.items()}
+
+
+def recall(store, roots: dict, dataset: str) -> pd.DataFrame | None:
+    """The store's detector against the synthetic ground truth (None for real data)."""
+    return store_recall(store, roots["ffpp"]) if dataset == "synthetic" else None
