@@ -39,7 +39,7 @@ def _reproduce(args) -> int:
 
 def _extract(args) -> int:
     from .config import get_profile, override
-    from .data.extract import extract, store_dir
+    from .data.extract import extract, is_synthetic, store_dir
     from .data.sources import DatasetLayoutError
     from .folders import OutputFolderError
 
@@ -47,7 +47,7 @@ def _extract(args) -> int:
     changes = {k: v for k, v in (("sampling", args.sampling), ("frames", args.frames), ("size", args.size),
                                  ("compression", args.compression), ("split_mode", args.split)) if v is not None}
     cfg = override(cfg, **changes)
-    out = args.out or store_dir(args.profile, args.dataset, cfg)
+    out = args.out or store_dir(args.profile, args.dataset, cfg, synthetic=is_synthetic(args.root))
     try:
         store = extract(args.dataset, args.root, out, cfg, workers=args.workers, force=args.force)
     except (DatasetLayoutError, OutputFolderError) as e:
@@ -78,7 +78,8 @@ def _train(args) -> int:
         cfg = override(cfg, cpu_threads=args.threads)
     try:
         store = load_store(args.store)
-        run = train_run(args.profile, "train", args.model, args.dataset, cfg, store, args.seed,
+        dataset = args.dataset or ("synthetic" if store.synthetic else store.kind or "data")
+        run = train_run(args.profile, "train", args.model, dataset, cfg, store, args.seed,
                         input_size(cfg, args.model), folder=args.out)
         result = fit(seeded_model(args.model, cfg, args.seed), store, cfg, run)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--store", required=True, help="crop store folder (from `dflite extract`)")
     t.add_argument("--model", required=True, help="a name from dflite.nets.models.list_models()")
     t.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="training recipe (default: quick)")
-    t.add_argument("--dataset", default="ffpp", help="dataset name used in the run folder name")
+    t.add_argument("--dataset", help="label in the run folder name (default: synthetic or the store's dataset)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--epochs", type=int, help="override the profile's epochs")
     t.add_argument("--input-size", type=int, help="override the input size (0 = the model's own)")
