@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 from dflite import paths
-from dflite.data import synth
 from dflite.config import get_profile, override
+from dflite.data import synth
 from dflite.data.extract import extract, store_dir
 from dflite.studies import crop_store
 from dflite.studies.baselines import train_models
