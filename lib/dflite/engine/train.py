@@ -56,6 +56,8 @@ class Hooks:
         the first (the rewind point of a lottery ticket). Only steps this call passes are called.
     after_epoch(model, row) -> stop?: after each epoch's validation with its history row; True ends
         training early (as patience does).
+    Under DDP every process calls its hooks (masks must be re-applied on each); a hook that writes
+    files should do so only where torch.distributed's rank is 0.
     """
 
     loss: Callable | None = None
