@@ -57,8 +57,8 @@ class Run:
         return self.dir / name
 
     def claim(self) -> str:
-        """'new', 'resume' or 'finished'; RunMismatchError if the folder holds another run, OSError-like
-        ValueError if it holds files but no run at all."""
+        """'new', 'resume' or 'finished'; RunMismatchError if the folder holds another run, or files
+        that are no run at all."""
         have_path = self.dir / CONFIG
         if not have_path.is_file():
             if self.dir.is_dir() and any(p.name != "env.json" and not p.name.startswith("level_")
