@@ -177,9 +177,11 @@ def non_defaults(cfg) -> dict:
     return {k: v for k, v in to_dict(cfg).items() if default.get(k) != v}
 
 
-def config_hash(*cfgs, data: str = "") -> str:
-    """8 hex digits naming configs by their non-default fields (defaults hash the same forever), and the
-    fingerprint of the data they ran on, when given (crop stores; runs are named by engine.runs)."""
-    parts = non_defaults(cfgs[0]) if len(cfgs) == 1 else [non_defaults(c) for c in cfgs]
-    blob = json.dumps(parts if not data else {"configs": parts, "data": data}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+def stable_hash(obj) -> str:
+    """8 hex digits of a JSON-able object, independent of key order: the suffix of store and run names."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def config_hash(*cfgs) -> str:
+    """8 hex digits naming configs by their non-default fields (defaults hash the same forever)."""
+    return stable_hash(non_defaults(cfgs[0]) if len(cfgs) == 1 else [non_defaults(c) for c in cfgs])

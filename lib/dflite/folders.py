@@ -54,10 +54,7 @@ def clear(out: Path, owned) -> None:
 
 
 def write_marker(out: Path, marker: str, body: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (marker + ".part")
-    tmp.write_text(json.dumps(body, indent=1))
-    tmp.replace(out / marker)
+    write_json(Path(out) / marker, body)
 
 
 def write_json(path: Path, obj) -> None:

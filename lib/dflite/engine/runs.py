@@ -9,7 +9,6 @@ identity differs from the one asked for is refused with the fields that differ, 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -20,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import paths
-from ..config import ExtractConfig, TrainConfig, from_dict, non_defaults, to_dict
+from ..config import ExtractConfig, TrainConfig, from_dict, non_defaults, stable_hash, to_dict
 from ..folders import write_json
 
 CONFIG = "config.json"
@@ -103,7 +102,7 @@ def run_hash(cfg: TrainConfig, extract: dict, settings: dict, fingerprint: str) 
     blob = {"train": non_defaults(cfg), "extract": non_defaults(from_dict(ExtractConfig, extract)), "data": fingerprint}
     if settings:
         blob["settings"] = settings
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:8]
+    return stable_hash(blob)
 
 
 def train_run(profile: str, stage: str, model: str, dataset: str, cfg: TrainConfig, store, seed: int,
