@@ -39,27 +39,45 @@ def _reproduce(args) -> int:
 
 def _extract(args) -> int:
     from .config import get_profile, override
-    from .data.extract import extract, is_synthetic, store_dir
+    from .data.extract import IncompleteStoreError, extract, is_synthetic, parse_shard, store_dir
     from .data.sources import DatasetLayoutError
     from .folders import OutputFolderError
 
     cfg = get_profile(args.profile).extract
     changes = {k: v for k, v in (("sampling", args.sampling), ("frames", args.frames), ("size", args.size),
-                                 ("compression", args.compression), ("split_mode", args.split)) if v is not None}
+                                 ("compression", args.compression), ("split_mode", args.split),
+                                 ("dfdc_val_parts", _names(args.dfdc_val_parts)),
+                                 ("dfdc_test_parts", _names(args.dfdc_test_parts))) if v is not None}
     cfg = override(cfg, **changes)
     out = args.out or store_dir(args.profile, args.dataset, cfg, synthetic=is_synthetic(args.root))
     try:
-        store = extract(args.dataset, args.root, out, cfg, workers=args.workers, force=args.force)
-    except (DatasetLayoutError, OutputFolderError) as e:
+        shard = parse_shard(args.shard) if args.shard else None
+        store = extract(args.dataset, args.root, out, cfg, workers=args.workers, force=args.force, shard=shard,
+                        merge=args.merge)
+    except (DatasetLayoutError, OutputFolderError, IncompleteStoreError, ValueError) as e:
         print(f"dflite extract: {e}", file=sys.stderr)
         return 2
+    if store is None:
+        print(f"shard {args.shard} done in {paths.show(out)}; other shards still have media to do. The last "
+              "shard to finish assembles the store (or run again with --merge once all are done).")
+        return 0
     s = store.summary
     print(f"crop store {paths.show(out)}: {s['crops']} crops from {s['media'] - s['failed']}/{s['media']} media, "
           f"detection rate {s['detection_rate']}, {s['crops_per_second']} crops/s")
     print("seconds per stage:", s["stage_seconds"])
+    if s.get("skipped"):
+        print(f"{s['skipped']} media in no split were skipped (see skipped.csv)")
     if len(store.failures):
         print("failures by reason:", store.failures["reason"].value_counts().to_dict(), "(see failures.csv)")
+    if s["media"] and s["failed"] == s["media"]:
+        print(f"dflite extract: every one of the {s['media']} media failed; nothing to train on "
+              f"(reasons in {paths.show(out)}/failures.csv)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _names(text):
+    return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def _train(args) -> int:
@@ -93,7 +111,7 @@ def _train(args) -> int:
 
 
 def _inspect(args) -> int:
-    from .data.sources import DatasetLayoutError, inspect_ffpp, inspect_openforensics
+    from .data.sources import DatasetLayoutError, inspect_dfdc, inspect_ffpp, inspect_openforensics
 
     try:
         if args.dataset == "ffpp":
@@ -101,11 +119,21 @@ def _inspect(args) -> int:
             print(info["videos"].to_string())
             print("mask videos:", info["masks"])
             print("split pairs:", info["split_pairs"])
+        elif args.dataset == "dfdc":
+            info = inspect_dfdc(args.root)
+            print(info["parts"].to_string())
+            if info["parts"]["missing"].sum():
+                print(f"warning: {info['parts']['missing'].sum()} videos listed in metadata.json are missing")
         else:
+            info = {"skipped": None}
             print(inspect_openforensics(args.root).to_string())
     except DatasetLayoutError as e:
         print(f"dflite inspect: {e}", file=sys.stderr)
         return 2
+    skipped = info["skipped"]
+    if skipped is not None and len(skipped):
+        print(f"warning: {len(skipped)} files will be skipped:", skipped["reason"].value_counts().to_dict())
+        print(skipped.head(20).to_string(index=False))
     return 0
 
 
@@ -140,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("extract", help="face crops from a dataset into a crop store",
                        description="Sample frames, detect faces (Haar), write square crops with index.csv, "
                                    "failures.csv and summary.json. Parallel and resumable.")
-    e.add_argument("--dataset", required=True, choices=["ffpp", "openforensics", "celebdf"])
+    e.add_argument("--dataset", required=True, choices=["ffpp", "openforensics", "celebdf", "dfdc"])
     e.add_argument("--root", required=True, help="dataset root folder")
     e.add_argument("--out", help="crop store folder (default: data/crops/<profile>/<dataset>_<hash>)")
     e.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="extraction settings (default: quick)")
@@ -150,7 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=int, help="crop side in pixels")
     e.add_argument("--compression", choices=["raw", "c23", "c40"], help="FF++ compression level")
     e.add_argument("--split", choices=["official", "group", "leaky"], help="split mode (leaky: ablation only)")
-    e.add_argument("--force", action="store_true", help="redo a store dflite made with other settings")
+    e.add_argument("--dfdc-val-parts", help="DFDC: part folders for val, e.g. 45,46 (default: 70/15/15 by original)")
+    e.add_argument("--dfdc-test-parts", help="DFDC: part folders for test, e.g. 47,48,49")
+    e.add_argument("--shard", help="K/N: process only shard K (0..N-1) of the media, e.g. $SLURM_ARRAY_TASK_ID/N; "
+                                   "the shard that finds every media done assembles the store")
+    e.add_argument("--merge", action="store_true", help="only assemble the store from finished shards")
+    e.add_argument("--force", action="store_true", help="redo a store dflite made with other settings or another root")
     e.set_defaults(func=_extract)
 
     t = sub.add_parser("train", help="train and evaluate one detector on a crop store",
@@ -169,8 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     i = sub.add_parser("inspect", help="report what a real dataset root holds",
-                       description="Check a FaceForensics++ or OpenForensics root and count what it holds.")
-    i.add_argument("--dataset", required=True, choices=["ffpp", "openforensics"])
+                       description="Check a FaceForensics++, OpenForensics or DFDC root, count what it holds "
+                                   "and list every file extraction will skip, with the reason.")
+    i.add_argument("--dataset", required=True, choices=["ffpp", "openforensics", "dfdc"])
     i.add_argument("--root", required=True, help="dataset root folder")
     i.set_defaults(func=_inspect)
     return p

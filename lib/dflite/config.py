@@ -53,6 +53,8 @@ class ExtractConfig:
     split_mode: str = "official"     # official | group (70/15/15 by identity) | leaky (by frame: ablation only)
     of_detect: bool = True           # also run the detector on OpenForensics images to measure its recall
     seed: int = 0                    # seeds capstone sampling and group/leaky splits
+    dfdc_val_parts: tuple = ()       # DFDC part folders (names or numbers) for val; () = 70/15/15 by original
+    dfdc_test_parts: tuple = ()      # DFDC part folders for test
 
 
 BASELINE_MODELS = ("meso4", "mesoinception4", "cnn5", "resnet18", "xception", "efficientnet_b0", "efficientnet_lite0")

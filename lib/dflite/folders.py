@@ -36,11 +36,20 @@ def claim(out: Path, marker: str, want: dict, force: bool, command: str) -> str:
         raise OutputFolderError(f"{path} is not valid JSON; delete the folder by hand if it is yours") from None
     if force:
         return "replace"
-    if {k: have.get(k) for k in want} != want:
+    differ = [k for k in want if have.get(k) != want[k]]
+    if differ:
+        what = "; ".join(_difference(k, have.get(k), want[k]) for k in differ)
         raise OutputFolderError(
-            f"{out} holds output of `{command}` made with other settings; pass --force to redo it, "
+            f"{out} holds output of `{command}` made with other settings ({what}); pass --force to redo it, "
             "or choose another --out")
     return "reuse" if have.get("complete") else "resume"
+
+
+def _difference(key: str, have, want) -> str:
+    if isinstance(have, dict) and isinstance(want, dict):
+        keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        return "; ".join(f"{key}.{k}: folder has {have.get(k)!r}, asked for {want.get(k)!r}" for k in keys)
+    return f"{key}: folder has {have!r}, asked for {want!r}"
 
 
 def clear(out: Path, owned) -> None:
@@ -60,14 +69,14 @@ def write_marker(out: Path, marker: str, body: dict) -> None:
 def write_json(path: Path, obj) -> None:
     """Write JSON atomically (a killed run never leaves half a file that looks finished)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")  # per process: shards may write the same file
     tmp.write_text(json.dumps(obj, indent=1))
     tmp.replace(path)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
     tmp.write_bytes(data)
     tmp.replace(path)
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import time
 import zlib
 from collections import defaultdict
@@ -21,17 +22,17 @@ import pandas as pd
 from tqdm import tqdm
 
 from .. import __version__, paths
-from ..config import OF_SPLITS, ExtractConfig, config_hash, override, to_dict
+from ..config import OF_SPLITS, ExtractConfig, config_hash, override, stable_hash, to_dict
 from ..folders import claim, clear, write_json, write_marker, write_png
 from . import video
 from .faces import HaarConfig, crop_square, detect_faces, detect_near, iou
-from .sources import MediaRecord, celebdf_records, ffpp_records, group_split, openforensics_records
+from .sources import MediaRecord, celebdf_records, dfdc_records, ffpp_records, group_split, openforensics_records
 from .synth import MARKER as SYNTH_MARKER
-from .video import VideoError, read_sampled, sample_frame_indices
+from .video import VideoError, captured_stderr, read_sampled, sample_frame_indices
 
 MARKER = "store.json"
-OWNED = ("crops", "parts", "index.csv", "media.csv", "failures.csv", "summary.json", MARKER)
-DATASETS = ("ffpp", "openforensics", "celebdf")
+OWNED = ("crops", "parts", "index.csv", "media.csv", "failures.csv", "skipped.csv", "summary.json", MARKER)
+DATASETS = ("ffpp", "openforensics", "celebdf", "dfdc")
 STAGES = ("decode", "detect", "crop", "write")
 INDEX_COLUMNS = ["media_id", "frame", "face", "label", "method", "split", "group", "compression",
                  "x", "y", "w", "h", "detected", "crop", "source"]
@@ -83,11 +84,14 @@ def dataset_records(dataset: str, root, cfg: ExtractConfig) -> list:
             openforensics_records(root, "Train")  # raises the layout error that lists what was expected
     elif dataset == "celebdf":
         records = celebdf_records(root, seed=cfg.seed)
+    elif dataset == "dfdc":
+        records = dfdc_records(root, cfg.seed, cfg.dfdc_val_parts, cfg.dfdc_test_parts)
     else:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     if cfg.split_mode == "group":
-        by_group = group_split([r.group for r in records], seed=cfg.seed)
-        records = [MediaRecord(**{**asdict(r), "split": by_group[r.group]}) for r in records]
+        by_group = group_split([r.group for r in records if r.split != "unlisted"], seed=cfg.seed)
+        records = [r if r.split == "unlisted" else MediaRecord(**{**asdict(r), "split": by_group[r.group]})
+                   for r in records]
     elif cfg.split_mode not in ("official", "leaky"):
         raise ValueError(f"unknown split_mode {cfg.split_mode!r}; expected official, group or leaky")
     return records
@@ -97,12 +101,43 @@ def _part_path(out: Path, media_id: str) -> Path:
     return out / "parts" / (media_id.replace("/", "__") + ".json")
 
 
+def listed(path, root: Path) -> str:
+    """A media file's path as the dataset lists it, relative to the root (symlinks not followed)."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def root_key(root: Path) -> str:
+    """Which dataset root a store was made from, without machine paths: the project-relative path, or
+    for a root outside the project its folder name and a hash of its full resolved path."""
+    shown = paths.show(root)
+    if not Path(shown).is_absolute() and shown != Path(root).resolve().name:
+        return shown
+    return f"{Path(root).resolve().name}@{hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]}"
+
+
+def file_stat(path) -> list:
+    """[size, mtime in ns] of a media file ([] when missing): a changed file is redone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    return [st.st_size, st.st_mtime_ns]
+
+
+def scrub(text: str, root: Path) -> str:
+    """Error text without machine paths: the dataset root and the project folder are cut out."""
+    for base in sorted({str(Path(root).resolve()), str(Path(root).absolute()), str(paths.ROOT)}, key=len,
+                       reverse=True):
+        text = text.replace(base + os.sep, "").replace(base, ".")
+    return text
+
+
 def _row(r: MediaRecord, frame: int, face: int, box, detected: bool, crop: Path, out: Path, root: Path) -> dict:
     x, y, w, h = (int(round(v)) for v in box)
     return {"media_id": r.media_id, "frame": frame, "face": face, "label": r.label, "method": r.method,
             "split": r.split, "group": r.group, "compression": r.compression, "x": x, "y": y, "w": w, "h": h,
             "detected": int(detected), "crop": str(crop.relative_to(out)),
-            "source": str(Path(r.path).resolve().relative_to(root.resolve()))}
+            "source": listed(r.path, root)}
 
 
 def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> dict:
@@ -181,21 +216,39 @@ def process_image(records: list, cfg: ExtractConfig, out: Path, root: Path) -> d
 
 
 def _job(args) -> str:
-    """Worker entry: one video or one image; any error becomes a recorded failure, never a crash."""
+    """Worker entry: one video or one image; any error becomes a recorded failure, never a crash.
+
+    The media's crop folder is emptied first (a killed run may have left part of it) and removed
+    again when the item fails, so no crop is ever without an index row. FFmpeg's and OpenCV's
+    messages on stderr are captured and go into the failure's detail instead of the terminal.
+    """
     key, records, cfg, out, root = args
     part = _part_path(out, key)
     if part.is_file():
         return key
-    try:
-        if records[0].face >= 0:
-            result = process_image(records, cfg, out, root)
-        else:
-            result = process_video(records[0], cfg, out, root)
-    except Exception as e:  # a bad item is recorded and skipped; the rest of the job goes on
-        result = {"rows": [], "failure": {"reason": "error", "detail": f"{type(e).__name__}: {e}"[:300]},
-                  "times": dict.fromkeys(STAGES, 0.0), "sampled": 0, "with_face": 0}
+    crops = out / "crops" / key
+    if crops.exists():
+        shutil.rmtree(crops)
+    stat = file_stat(records[0].path)
+    with captured_stderr() as err:
+        try:
+            if records[0].face >= 0:
+                result = process_image(records, cfg, out, root)
+            else:
+                result = process_video(records[0], cfg, out, root)
+        except Exception as e:  # a bad item is recorded and skipped; the rest of the job goes on
+            result = {"rows": [], "failure": {"reason": "error", "detail": f"{type(e).__name__}: {e}"},
+                      "times": dict.fromkeys(STAGES, 0.0), "sampled": 0, "with_face": 0}
     if result["failure"]:
-        result["failure"] = {"media_id": key, "path": str(Path(records[0].path).name), **result["failure"]}
+        if crops.exists():
+            shutil.rmtree(crops)
+        result["rows"] = []
+        detail = result["failure"].get("detail", "")
+        if err["text"].strip():
+            detail = f"{detail}; decoder said: {' | '.join(err['text'].split())}"
+        result["failure"] = {"media_id": key, "path": listed(records[0].path, root), **result["failure"],
+                             "detail": scrub(detail, root)[:400]}
+    result.update(media_id=key, stat=stat)
     write_json(part, result)
     return key
 
@@ -213,13 +266,28 @@ def _leaky_split(rows: pd.DataFrame, seed: int) -> pd.Series:
     return pd.cut(u, [-1, 0.7, 0.85, 1.0], labels=["train", "val", "test"]).astype(str)
 
 
-def _assemble(out: Path, jobs: list, cfg: ExtractConfig, wall: float) -> None:
+RELABEL = ("label", "method", "split", "group", "compression")
+SKIP_REASONS = {"ffpp": "in no split file (splits/*.json)", "dfdc": "not in its part's metadata.json"}
+
+
+def _assemble(out: Path, jobs: list, skipped: list, cfg: ExtractConfig, dataset: str, root: Path,
+              wall: float) -> None:
     rows, failures, media, times = [], [], [], defaultdict(float)
     sampled = with_face = 0
     for key, recs in jobs:
         part = json.loads(_part_path(out, key).read_text())
+        # Labels and splits come from today's records: a changed split file needs no re-extraction.
+        by_face = {r.face: r for r in recs}
+        for row in part["rows"]:
+            r = by_face.get(row["face"], recs[0])
+            row.update({k: getattr(r, k) for k in RELABEL})
         rows += part["rows"]
-        media.append({"media_id": key, "method": recs[0].method, "label": recs[0].label, "split": recs[0].split,
+        images = recs[0].face >= 0
+        fake_faces = sum(r.label for r in recs)
+        first = next((r for r in recs if r.label), recs[0])  # an image is fake if any of its faces is
+        media.append({"media_id": key, "method": first.method, "label": first.label, "split": first.split,
+                      "faces_real": len(recs) - fake_faces if images else "",
+                      "faces_fake": fake_faces if images else "",
                       "sampled": part["sampled"], "with_face": part["with_face"], "crops": len(part["rows"]),
                       "failure": part["failure"]["reason"] if part["failure"] else ""})
         if part["failure"]:
@@ -235,8 +303,11 @@ def _assemble(out: Path, jobs: list, cfg: ExtractConfig, wall: float) -> None:
     pd.DataFrame(media).to_csv(out / "media.csv", index=False)
     pd.DataFrame(failures, columns=["media_id", "path", "reason", "detail"]).sort_values("media_id").to_csv(
         out / "failures.csv", index=False)
+    reason = SKIP_REASONS.get(dataset, "in no split")
+    pd.DataFrame([{"media_id": r.media_id, "path": listed(r.path, root), "reason": reason} for r in skipped],
+                 columns=["media_id", "path", "reason"]).to_csv(out / "skipped.csv", index=False)
     write_json(out / "summary.json", {
-        "media": len(jobs), "failed": len(failures), "crops": len(index),
+        "media": len(jobs), "failed": len(failures), "skipped": len(skipped), "crops": len(index),
         "sampled": sampled, "with_face": with_face,
         "detection_rate": round(with_face / sampled, 4) if sampled else None,
         "stage_seconds": {k: round(times[k], 2) for k in STAGES},
@@ -259,39 +330,110 @@ def load_store(out) -> CropStore:
                      bool(made.get("synthetic")))
 
 
+class IncompleteStoreError(RuntimeError):
+    """A merge was asked for while some media have no result yet (shards still running or not started)."""
+
+
+def parse_shard(text: str) -> tuple:
+    """'K/N' -> (K, N) with 0 <= K < N: shard K of N (0-based, like a SLURM array task id)."""
+    try:
+        k, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 0/4 (shard K of N, K from 0 to N-1)") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise ValueError(f"--shard {text!r}: expected 0 <= K < N")
+    return k, n
+
+
+def shard_of(media_id: str, n: int) -> int:
+    """Which of n shards a media belongs to: by a hash of its id, so adding media moves no other."""
+    return zlib.crc32(media_id.encode()) % n
+
+
+def _media_fingerprint(jobs: list, root: Path) -> str:
+    """What the store was made from: every media's listed path, size, mtime, labels and splits."""
+    return stable_hash([[key, listed(recs[0].path, root), file_stat(recs[0].path),
+                         [[r.face, r.label, r.split, r.group] for r in recs]] for key, recs in jobs])
+
+
+def _drop_stale(out: Path, jobs: list, mine) -> int:
+    """Delete results of media that changed on disk (size or mtime) or left the dataset; returns how many."""
+    keys = {key for key, _ in jobs}
+    dropped = 0
+    parts = out / "parts"
+    for part in sorted(parts.glob("*.json")) if parts.is_dir() else []:
+        key = json.loads(part.read_text()).get("media_id")
+        if key is None:  # from an older dflite: cannot be traced to its media, so redo it
+            part.unlink()
+            dropped += 1
+        elif key not in keys:
+            shutil.rmtree(out / "crops" / key, ignore_errors=True)
+            part.unlink(missing_ok=True)
+            dropped += 1
+    for key, recs in jobs:
+        part = _part_path(out, key)
+        if key in mine and part.is_file() and json.loads(part.read_text()).get("stat") != file_stat(recs[0].path):
+            part.unlink()  # _job empties its crop folder before redoing it
+            dropped += 1
+    return dropped
+
+
 def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), workers: int | None = None,
-            force: bool = False, progress: bool = True) -> CropStore:
-    """Build (or reuse, or resume) the crop store for a dataset root."""
+            force: bool = False, progress: bool = True, shard: tuple | None = None,
+            merge: bool = False) -> CropStore | None:
+    """Build, resume, update or reuse the crop store for a dataset root.
+
+    A store remembers its root, settings and a fingerprint of its media (paths, sizes, mtimes,
+    labels, splits): another root or other settings are refused (force redoes it); changed media
+    are redone and removed ones dropped, the rest reused. shard=(K, N) processes only the media of
+    shard K; the run that finds every media done assembles the store (else returns None), and
+    merge=True only assembles, failing if some media are not done yet.
+    """
     root, out = Path(root), Path(out)
     records = dataset_records(dataset, root, cfg)
-    want = {"made_by": "dflite", "dataset": dataset, "root": paths.show(root), "config": to_dict(cfg)}
+    want = {"made_by": "dflite", "dataset": dataset, "root": root_key(root), "config": to_dict(cfg)}
     action = claim(out, MARKER, want, force, "dflite extract")
-    if action == "reuse":
+    # One job per video, or per image for image datasets (all faces of an image together).
+    grouped: dict = defaultdict(list)
+    skipped = []
+    for r in records:
+        if r.split == "unlisted":  # in no split: not part of the benchmark, but listed in skipped.csv
+            skipped.append(r)
+        else:
+            grouped[r.media_id].append(r)
+    jobs = sorted(grouped.items())
+    fingerprint = _media_fingerprint(jobs, root)
+    if action == "reuse" and json.loads((out / MARKER).read_text()).get("media") == fingerprint:
         return load_store(out)
     if action == "replace":
         clear(out, OWNED)
+    mine = {key for key, _ in jobs if shard is None or shard_of(key, shard[1]) == shard[0]}
+    if not merge:
+        _drop_stale(out, jobs, mine)
     write_marker(out, MARKER, {**want, "complete": False, "version": __version__})
-    # One job per video, or per image for image datasets (all faces of an image together).
-    grouped: dict = defaultdict(list)
-    for r in records:
-        if r.split == "unlisted":
-            continue  # FF++ videos in no split file: not part of the benchmark
-        grouped[r.media_id].append(r)
-    jobs = sorted(grouped.items())
     started = time.perf_counter()
-    args = [(key, recs, cfg, out, root) for key, recs in jobs]
-    n_workers = max(1, workers or min(os.cpu_count() or 1, 8))
-    with tqdm(total=len(args), desc=f"extract {dataset}", unit="media", disable=not progress) as bar:
+    todo = [] if merge else [(key, recs, cfg, out, root) for key, recs in jobs
+                             if key in mine and not _part_path(out, key).is_file()]
+    label = f"extract {dataset}" + (f" shard {shard[0]}/{shard[1]}" if shard else "")
+    n_workers = max(1, min(workers or min(os.cpu_count() or 1, 8), len(todo) or 1))
+    with tqdm(total=len(todo), desc=label, unit="media", disable=not progress) as bar:
         if n_workers > 1:
             # spawn, not fork: forking a process that already runs OpenCV or tqdm threads can deadlock.
             with mp.get_context("spawn").Pool(n_workers, initializer=_init_worker) as pool:
-                for _ in pool.imap_unordered(_job, args, chunksize=1):
+                for _ in pool.imap_unordered(_job, todo, chunksize=1):
                     bar.update()
         else:
-            for a in args:
+            for a in todo:
                 _job(a)
                 bar.update()
-    _assemble(out, jobs, cfg, time.perf_counter() - started)
-    write_marker(out, MARKER, {**want, "complete": True, "version": __version__, "synthetic": is_synthetic(root)})
+    missing = [key for key, _ in jobs if not _part_path(out, key).is_file()]
+    if missing:
+        if merge:
+            raise IncompleteStoreError(
+                f"{paths.show(out)}: {len(missing)} of {len(jobs)} media have no result yet (e.g. {missing[0]}); "
+                "run the remaining shards (or extract without --shard) first")
+        return None  # other shards still to finish; the last one to end assembles
+    _assemble(out, jobs, skipped, cfg, dataset, root, time.perf_counter() - started)
+    write_marker(out, MARKER, {**want, "complete": True, "version": __version__, "synthetic": is_synthetic(root),
+                               "media": fingerprint})
     return load_store(out)
-

@@ -7,6 +7,7 @@ was expected, so a user can see at once which folder or file is missing.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,8 +30,30 @@ CELEBDF_FOLDERS = {"Celeb-real": 0, "YouTube-real": 0, "Celeb-synthesis": 1}
 OF_SPLIT_NAMES = {"Train": "train", "Val": "val", "Test-Dev": "test", "Test-Challenge": "test-challenge"}
 
 
+DFDC_EXPECTED = """expected a DFDC root laid out as:
+  dfdc_train_part_0/metadata.json, dfdc_train_part_0/aaqaifqrwn.mp4 ..., dfdc_train_part_1/ ...
+  metadata.json: {"aaqaifqrwn.mp4": {"label": "REAL" | "FAKE", "original": "<real file>.mp4" | null, ...}}"""
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # containers read wherever a layout holds videos
+
+
 class DatasetLayoutError(ValueError):
     """A dataset root or annotation file is not in the layout the adapter reads."""
+
+
+def video_files(folder: Path) -> list:
+    """The videos in a folder, in any container dflite reads (symlinks included, as listed)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTS and not p.name.startswith("."))
+
+
+def other_files(folder: Path) -> list:
+    """Files in a video folder that are not videos dflite reads (skipped, and counted by inspect)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in VIDEO_EXTS)
 
 
 @dataclass(frozen=True)
@@ -108,43 +131,47 @@ def ffpp_records(root, methods=METHODS, compression: str = "c23") -> list:
         raise DatasetLayoutError(f"{real_dir} does not exist (compression {compression!r}); {FFPP_EXPECTED}")
     records = [MediaRecord(str(p), f"original/{p.stem}", 0, "original", id_split.get(p.stem, "unlisted"),
                            p.stem, compression)
-               for p in sorted(real_dir.glob("*.mp4"))]
+               for p in video_files(real_dir)]
     for method in methods:
         vids = root / "manipulated_sequences" / method / compression / "videos"
-        for p in sorted(vids.glob("*.mp4")):
+        masks = {m.stem: m for m in video_files(root / "manipulated_sequences" / method / "masks" / "videos")}
+        for p in video_files(vids):
             target = p.stem.split("_")[0]
-            mask = root / "manipulated_sequences" / method / "masks" / "videos" / p.name
+            mask = masks.get(p.stem)
             records.append(MediaRecord(str(p), f"{method}/{p.stem}", 1, method, id_split.get(target, "unlisted"),
-                                       target, compression, mask_path=str(mask) if mask.is_file() else ""))
+                                       target, compression, mask_path=str(mask) if mask else ""))
     return records
 
 
-def inspect_ffpp(root) -> dict:
-    """What an FF++ root holds: videos per method and compression, masks, split pairs."""
+def inspect_ffpp(root, compression: str = "c23") -> dict:
+    """What an FF++ root holds: videos per method and compression, masks, split pairs, and what is skipped."""
     root = Path(root)
     _check_ffpp_root(root)
-    rows = []
-    for comp in FFPP_COMPRESSIONS:
-        real = root / "original_sequences" / "youtube" / comp / "videos"
-        if real.is_dir():
-            rows.append({"method": "original", "compression": comp, "videos": len(list(real.glob("*.mp4")))})
+    rows, skipped = [], []
+    real = root / "original_sequences" / "youtube"
+    folders = [("original", comp, real / comp / "videos") for comp in FFPP_COMPRESSIONS]
     manip = root / "manipulated_sequences"
     methods = sorted(p.name for p in manip.iterdir() if p.is_dir()) if manip.is_dir() else []
-    masks = {}
-    for m in methods:
-        for comp in FFPP_COMPRESSIONS:
-            d = manip / m / comp / "videos"
-            if d.is_dir():
-                rows.append({"method": m, "compression": comp, "videos": len(list(d.glob("*.mp4")))})
-        md = manip / m / "masks" / "videos"
-        masks[m] = len(list(md.glob("*.mp4"))) if md.is_dir() else 0
+    folders += [(m, comp, manip / m / comp / "videos") for m in methods for comp in FFPP_COMPRESSIONS]
+    for method, comp, d in folders:
+        if d.is_dir():
+            rows.append({"method": method, "compression": comp, "videos": len(video_files(d))})
+            skipped += [{"file": str((d / name).relative_to(root)), "reason": "not a video container dflite reads "
+                         f"({' '.join(VIDEO_EXTS)})"} for name in other_files(d)]
+    masks = {m: len(video_files(manip / m / "masks" / "videos")) for m in methods}
     videos = pd.DataFrame(rows, columns=["method", "compression", "videos"])
     table = videos.pivot(index="method", columns="compression", values="videos").fillna(0).astype(int)
     splits = {}
     for split in ("train", "val", "test"):
         p = root / "splits" / f"{split}.json"
         splits[split] = len(json.loads(p.read_text())) if p.is_file() else None
-    return {"videos": table, "masks": masks, "split_pairs": splits}
+    if all(v is not None for v in splits.values()):
+        real_dir = root / "original_sequences" / "youtube" / compression / "videos"
+        if real_dir.is_dir():
+            skipped += [{"file": str(Path(r.path).relative_to(root)), "reason": "in no split file"}
+                        for r in ffpp_records(root, methods, compression) if r.split == "unlisted"]
+    return {"videos": table, "masks": masks, "split_pairs": splits,
+            "skipped": pd.DataFrame(skipped, columns=["file", "reason"])}
 
 
 # --- Celeb-DF v2 -------------------------------------------------------------------------------
@@ -176,7 +203,7 @@ def celebdf_records(root, seed: int = 0, val_fraction: float = 0.15) -> list:
     if not root.is_dir() or not any((root / f).is_dir() for f in CELEBDF_FOLDERS):
         raise DatasetLayoutError(f"{root} has none of {', '.join(CELEBDF_FOLDERS)}; {CELEBDF_EXPECTED}")
     test = read_celebdf_test_list(root)
-    found = [(folder, p) for folder in CELEBDF_FOLDERS for p in sorted((root / folder).glob("*.mp4"))]
+    found = [(folder, p) for folder in CELEBDF_FOLDERS for p in video_files(root / folder)]
     rest = [_celebdf_identity(folder, p.stem) for folder, p in found if f"{folder}/{p.name}" not in test]
     train_val = group_split(rest, (1 - val_fraction, val_fraction), seed, names=("train", "val"))
     records = []
@@ -215,11 +242,15 @@ def _load_coco(path: Path) -> dict:
 
 
 def _inside(root: Path, rel: str, source: Path) -> Path:
-    """Resolve a file_name from an annotation file, refusing one that escapes the dataset root."""
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()):
+    """The listed path of a file_name from an annotation file, refusing one that escapes the dataset root.
+
+    Checked on the path as written ('..' parts), not on where symlinks lead: a root may link its
+    images from another disk, and the listed path is what the store records.
+    """
+    norm = os.path.normpath(rel)
+    if os.path.isabs(norm) or norm == ".." or norm.startswith(".." + os.sep):
         raise DatasetLayoutError(f"{source}: file_name {rel!r} points outside the dataset root {root}")
-    return path
+    return root / norm
 
 
 def openforensics_records(root, split: str = "Train") -> list:
@@ -263,6 +294,90 @@ def inspect_openforensics(root) -> pd.DataFrame:
     if not rows:
         raise DatasetLayoutError(f"{root} holds no <Split>_poly.json; {OF_EXPECTED}")
     return pd.DataFrame(rows).set_index("split")
+
+
+# --- DFDC ---------------------------------------------------------------------------------------
+
+DFDC_LABELS = {"REAL": 0, "FAKE": 1}
+
+
+def _dfdc_parts(root: Path) -> list:
+    if not root.is_dir():
+        raise DatasetLayoutError(f"{root} is not a folder; {DFDC_EXPECTED}")
+    parts = sorted((p for p in root.iterdir() if p.is_dir() and (p / "metadata.json").is_file()),
+                   key=lambda p: (len(p.name), p.name))
+    if not parts:
+        raise DatasetLayoutError(f"{root} has no part folder with a metadata.json; {DFDC_EXPECTED}")
+    return parts
+
+
+def read_dfdc_metadata(part: Path) -> dict:
+    """{file name: (label, original file name)} from one part's metadata.json, checked entry by entry."""
+    path = part / "metadata.json"
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetLayoutError(f"{path} is not valid JSON ({e}); {DFDC_EXPECTED}") from None
+    if not isinstance(doc, dict):
+        raise DatasetLayoutError(f"{path}: expected an object keyed by file name; {DFDC_EXPECTED}")
+    out = {}
+    for name, entry in doc.items():
+        if not isinstance(entry, dict) or "label" not in entry:
+            raise DatasetLayoutError(f"{path}: entry {name!r} has no 'label' key; expected "
+                                     '{"label": "REAL" | "FAKE", "original": ...}')
+        if entry["label"] not in DFDC_LABELS:
+            raise DatasetLayoutError(f"{path}: entry {name!r} has label {entry['label']!r}; expected REAL or FAKE")
+        original = entry.get("original")
+        if entry["label"] == "FAKE" and not original:
+            raise DatasetLayoutError(f"{path}: FAKE entry {name!r} has no 'original' key naming its real video")
+        out[name] = (DFDC_LABELS[entry["label"]], original or name)
+    return out
+
+
+def dfdc_records(root, seed: int = 0, val_parts=(), test_parts=()) -> list:
+    """Videos listed in each part's metadata.json. Splits: by original video (a fake and its real
+    source, i.e. one identity, never in two splits) 70/15/15 seeded; or, when the user names val and
+    test part folders, by part (the rest is train). Files no metadata lists get split "unlisted"."""
+    root = Path(root)
+    parts = _dfdc_parts(root)
+    named = {str(p): "val" for p in val_parts} | {str(p): "test" for p in test_parts}
+    known = {p.name for p in parts} | {p.name.rsplit("_", 1)[-1] for p in parts}
+    unknown = sorted(set(named) - known)
+    if unknown:
+        have = ", ".join(p.name for p in parts)
+        raise DatasetLayoutError(f"{root}: no part folder {', '.join(unknown)} (have {have})")
+    found = []
+    for part in parts:
+        meta = read_dfdc_metadata(part)
+        files = {p.name: p for p in video_files(part)}
+        for name in sorted(set(meta) | set(files)):
+            label, original = meta.get(name, (0, name))
+            path = files.get(name, part / name)  # listed but missing: a recorded failure at extraction
+            split = named.get(part.name, named.get(part.name.rsplit("_", 1)[-1], "train")) if named else ""
+            if name not in meta:
+                split = "unlisted"
+            found.append((part.name, Path(name).stem, path, label, Path(original).stem, split))
+    if not named:
+        by_group = group_split([g for *_, g, split in found if split != "unlisted"], seed=seed)
+        found = [(pn, stem, path, label, g, split or by_group[g]) for pn, stem, path, label, g, split in found]
+    return [MediaRecord(str(path), f"{pn}/{stem}", label, "fake" if label else "original", split, g, "")
+            for pn, stem, path, label, g, split in found]
+
+
+def inspect_dfdc(root) -> dict:
+    """Videos per part (real / fake), entries whose file is missing, and files no metadata lists."""
+    root = Path(root)
+    rows, skipped = [], []
+    for part in _dfdc_parts(root):
+        meta = read_dfdc_metadata(part)
+        files = {p.name for p in video_files(part)}
+        fake = sum(label for label, _ in meta.values())
+        rows.append({"part": part.name, "listed": len(meta), "real": len(meta) - fake, "fake": fake,
+                     "missing": len(set(meta) - files)})
+        skipped += [{"file": f"{part.name}/{n}", "reason": "not in metadata.json"} for n in sorted(files - set(meta))]
+        skipped += [{"file": f"{part.name}/{n}", "reason": "not a video container dflite reads"}
+                    for n in other_files(part) if n != "metadata.json"]
+    return {"parts": pd.DataFrame(rows).set_index("part"), "skipped": pd.DataFrame(skipped, columns=["file", "reason"])}
 
 
 def balance(table: pd.DataFrame, value: str = "media_id") -> pd.DataFrame:

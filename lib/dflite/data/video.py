@@ -4,7 +4,10 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import sys
+import tempfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -19,19 +22,30 @@ def _ffmpeg() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _codec_args(suffix: str, crf: int) -> list:
+    """H.264 for .mp4 .mov .mkv; what those containers usually hold for .webm (VP9) and .avi (MPEG-4 part 2)."""
+    if suffix == ".webm":
+        return ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", str(min(63, crf + 10)), "-deadline", "realtime",
+                "-cpu-used", "8"]
+    if suffix == ".avi":
+        return ["-c:v", "mpeg4", "-q:v", str(max(2, crf // 6))]
+    return ["-c:v", "libx264", "-preset", "ultrafast" if crf == 0 else "veryfast", "-crf", str(crf)]
+
+
 def write_mp4(path, frames, fps: int, crf: int = 23) -> None:
-    """Encode BGR uint8 frames (N, H, W, 3) as H.264; bit-exact for the same input, atomic on disk."""
+    """Encode BGR uint8 frames (N, H, W, 3) as H.264 (VP9 for .webm, MPEG-4 for .avi); bit-exact for the
+    same input, atomic on disk."""
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     n, h, w = frames.shape[:3]
     if frames.ndim == 3:  # grayscale: masks
         frames = np.repeat(frames[..., None], 3, axis=3)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part.mp4")
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
     cmd = [
         _ffmpeg(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
         "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
-        "-c:v", "libx264", "-preset", "ultrafast" if crf == 0 else "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        *_codec_args(path.suffix.lower(), crf), "-pix_fmt", "yuv420p",
         # CRF 0 (masks) is lossless at any preset: ultrafast only trades file size for time.
         # One thread and bitexact flags: same frames -> same bytes, on any machine.
         "-threads", "1", "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
@@ -42,6 +56,28 @@ def write_mp4(path, frames, fps: int, crf: int = 23) -> None:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"ffmpeg could not write {path}: {proc.stderr.decode(errors='replace')[-500:]}")
     os.replace(tmp, path)
+
+
+@contextmanager
+def captured_stderr():
+    """Catch what C libraries (FFmpeg, OpenCV) print to file descriptor 2 while the block runs.
+
+    Yields a dict whose "text" holds it afterwards: the extractor puts it into a failure's detail
+    rather than onto a user's terminal, where it would be noise without the file it belongs to.
+    """
+    box = {"text": ""}
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield box
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            box["text"] = tmp.read().decode(errors="replace")
 
 
 class VideoError(ValueError):
