@@ -10,7 +10,7 @@ import pytest
 from dflite.cli import main
 from dflite.config import ExtractConfig, get_profile
 from dflite.data import extract as ex
-from dflite.data.extract import IncompleteStoreError, extract, parse_shard
+from dflite.data.extract import IncompleteStoreError, extract, haar_config, parse_shard
 from dflite.data.faces import RELIABLE, HaarConfig, detect_scale
 from dflite.data.sources import inspect_ffpp
 from dflite.data.synth.sizes import RESOLUTIONS, face_scene, recall_by_size
@@ -22,7 +22,7 @@ CFG = ExtractConfig(frames=3, size=48)
 
 def _haar(profile):
     e = get_profile(profile).extract
-    return HaarConfig(e.scale_factor, e.min_neighbors, e.min_size, e.detect_max_side)
+    return haar_config(e)
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])

@@ -46,6 +46,7 @@ class ExtractConfig:
     min_neighbors: int = 5           # Haar hits needed to keep a face
     min_size: int = 60               # smallest face side in frame pixels
     detect_max_side: int = 240       # detect on a copy at most this long (0 = full resolution)
+    min_box: float = 1.0             # keep detector boxes down to this fraction of min_size (see HaarConfig)
     track: bool = True               # search near the previous sampled frame's face first (biggest-face mode)
     all_faces: bool = False          # False: the biggest face only (the capstone's choice)
     expand: float = 1.3              # crop side = expand * face box side, square, clipped to the frame
@@ -137,7 +138,7 @@ PROFILES = {
         name="paper",
         synth=SynthConfig(identities=240, frames=32, frame_size=256, patch_size=176,
                           of_images=(1200, 300, 300, 300), of_size=(512, 384)),
-        extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=360, min_size=80),
+        extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=0, min_size=80, min_box=0.85),
         train=TrainConfig(input_size=0, epochs=30, warmup_epochs=10, optimizer="sgd", lr=5e-4, weight_decay=1e-5,
                           pretrained=True, patience=10),
         baselines=BaselineStudy(models=BASELINE_MODELS, seeded_models=BASELINE_MODELS,

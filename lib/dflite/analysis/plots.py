@@ -111,6 +111,22 @@ def stage_seconds(summaries: dict):
     return fig
 
 
+def recall_by_size(table, min_size: int, title: str = ""):
+    """Detector recall against face side, one line per frame resolution; the dashed line is min_size."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for res, g in table.groupby("resolution", sort=False):
+        ax.plot(g["face_px"], g["recall"], marker="o", label=res)
+    ax.axvline(min_size, color="grey", ls="--", lw=1)
+    ax.text(min_size, 0.02, f" min_size {min_size}", color="grey", fontsize=8)
+    ax.set_xlabel("face side in the frame (px)")
+    ax.set_ylabel("recall (IoU >= 0.4)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def training_curves(history, title: str = ""):
     """Validation AUC and training loss against images seen, one line per model (mean ± sd over seeds)."""
     import pandas as pd

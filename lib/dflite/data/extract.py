@@ -70,7 +70,7 @@ def is_synthetic(root) -> bool:
 
 def haar_config(cfg: ExtractConfig) -> HaarConfig:
     return HaarConfig(scale_factor=cfg.scale_factor, min_neighbors=cfg.min_neighbors, min_size=cfg.min_size,
-                      max_side=cfg.detect_max_side)
+                      max_side=cfg.detect_max_side, min_box=cfg.min_box)
 
 
 def dataset_records(dataset: str, root, cfg: ExtractConfig) -> list:

@@ -19,6 +19,8 @@ class HaarConfig:
     min_neighbors: int = 5     # overlapping hits needed to keep a face
     min_size: int = 24         # smallest face side, in pixels of the original frame
     max_side: int = 0          # detect on a copy whose long side is at most this (0 = full resolution)
+    min_box: float = 1.0       # keep boxes down to this fraction of min_size: the cascade's box for a face
+                               # of side s is often ~10 % smaller, so 1.0 misses some faces of exactly min_size
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +60,7 @@ def detect_faces(frame: np.ndarray, cfg: HaarConfig = HaarConfig()) -> np.ndarra
     scale = detect_scale(gray.shape, cfg)
     if scale < 1.0:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    min_size = max(WINDOW, int(round(cfg.min_size * scale)))
+    min_size = max(WINDOW, int(round(cfg.min_box * cfg.min_size * scale)))
     found = load_cascade().detectMultiScale(gray, scaleFactor=cfg.scale_factor, minNeighbors=cfg.min_neighbors,
                                             minSize=(min_size, min_size))
     boxes = np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..config import get_profile
+from ..data.extract import haar_config
+from ..data.synth import sizes
 from ..data.synth.check import store_recall
 from . import crop_store
 from .datasets import dataset_roots
 
+RESOLUTIONS = tuple(sizes.RESOLUTIONS)
 SUMMARY_KEYS = ("media", "failed", "sampled", "with_face", "crops", "detection_rate")
 TIME_KEYS = ("stage_seconds", "wall_seconds", "crops_per_second")
 
@@ -30,3 +34,9 @@ def timings(found: dict) -> dict:
 def recall(store, roots: dict, dataset: str) -> pd.DataFrame | None:
     """The store's detector against the synthetic ground truth (None for real data)."""
     return store_recall(store, roots["ffpp"]) if dataset == "synthetic" else None
+
+
+def recall_by_size(profile: str, faces: int = 6, seed: int = 0) -> pd.DataFrame:
+    """The profile's detector settings on faces rendered at 40-300 px into 480p, 720p and 1080p frames:
+    what a real video of those sizes would give (the synthetic videos' faces are all large)."""
+    return sizes.recall_by_size(haar_config(get_profile(profile).extract), faces=faces, seed=seed)
