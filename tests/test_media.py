@@ -213,3 +213,12 @@ def test_a_symlinked_image_folder_from_elsewhere_works(tiny_set, tmp_path):
     assert len(store.failures) == 0 and len(store.index) > 0
     assert store.index["source"].str.startswith("Images/").all()
     _no_absolute_paths(tmp_path / "s", src)
+
+
+def test_a_store_made_before_a_setting_existed_is_still_reused(tiny_set, tmp_path):
+    out = tmp_path / "store"
+    first = extract("ffpp", tiny_set.ffpp_root, out, CFG, workers=1, progress=False).fingerprint
+    marker = json.loads((out / "store.json").read_text())
+    del marker["config"]["min_box"]  # as written by a dflite without that setting
+    (out / "store.json").write_text(json.dumps(marker))
+    assert extract("ffpp", tiny_set.ffpp_root, out, CFG, workers=1, progress=False).fingerprint == first

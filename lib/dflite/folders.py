@@ -11,11 +11,12 @@ class OutputFolderError(ValueError):
     """The output folder cannot be used (a file, unwritable, or someone else's data)."""
 
 
-def claim(out: Path, marker: str, want: dict, force: bool, command: str) -> str:
+def claim(out: Path, marker: str, want: dict, force: bool, command: str, normalize=None) -> str:
     """Decide what to do with `out`: 'new', 'resume', 'reuse' or 'replace'; raise if it is not ours.
 
     `want` is the marker body for the settings asked for; a folder made with other settings is
-    only replaced with force, and a non-empty folder without our marker never is.
+    only replaced with force, and a non-empty folder without our marker never is. `normalize` maps
+    the marker's body to today's form first (e.g. settings added since, at their defaults).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -36,6 +37,8 @@ def claim(out: Path, marker: str, want: dict, force: bool, command: str) -> str:
         raise OutputFolderError(f"{path} is not valid JSON; delete the folder by hand if it is yours") from None
     if force:
         return "replace"
+    if normalize:
+        have = normalize(have)
     differ = [k for k in want if have.get(k) != want[k]]
     if differ:
         what = "; ".join(_difference(k, have.get(k), want[k]) for k in differ)

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .. import __version__, paths
-from ..config import OF_SPLITS, ExtractConfig, config_hash, override, stable_hash, to_dict
+from ..config import OF_SPLITS, ExtractConfig, config_hash, from_dict, override, stable_hash, to_dict
 from ..folders import claim, clear, write_json, write_marker, write_png
 from . import video
 from .faces import HaarConfig, crop_square, detect_faces, detect_near, iou
@@ -378,6 +378,15 @@ def _drop_stale(out: Path, jobs: list, mine) -> int:
     return dropped
 
 
+def _today(marker: dict) -> dict:
+    """A store marker with settings added since it was made filled in at their defaults (which is what
+    it was made with), so an upgrade of dflite does not orphan every store."""
+    try:
+        return {**marker, "config": to_dict(from_dict(ExtractConfig, marker.get("config") or {}))}
+    except (TypeError, ValueError):  # settings this dflite does not know: compared as they are
+        return marker
+
+
 def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), workers: int | None = None,
             force: bool = False, progress: bool = True, shard: tuple | None = None,
             merge: bool = False) -> CropStore | None:
@@ -392,7 +401,7 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
     root, out = Path(root), Path(out)
     records = dataset_records(dataset, root, cfg)
     want = {"made_by": "dflite", "dataset": dataset, "root": root_key(root), "config": to_dict(cfg)}
-    action = claim(out, MARKER, want, force, "dflite extract")
+    action = claim(out, MARKER, want, force, "dflite extract", normalize=_today)
     # One job per video, or per image for image datasets (all faces of an image together).
     grouped: dict = defaultdict(list)
     skipped = []
