@@ -39,20 +39,30 @@ def claim(out: Path, marker: str, want: dict, force: bool, command: str, normali
         return "replace"
     if normalize:
         have = normalize(have)
-    differ = [k for k in want if have.get(k) != want[k]]
+    differ = differences({k: have.get(k) for k in want}, want)
     if differ:
-        what = "; ".join(_difference(k, have.get(k), want[k]) for k in differ)
         raise OutputFolderError(
-            f"{out} holds output of `{command}` made with other settings ({what}); pass --force to redo it, "
-            "or choose another --out")
+            f"{out} holds output of `{command}` made with other settings ({describe(differ)}); pass --force "
+            "to redo it, or choose another --out")
     return "reuse" if have.get("complete") else "resume"
 
 
-def _difference(key: str, have, want) -> str:
-    if isinstance(have, dict) and isinstance(want, dict):
-        keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
-        return "; ".join(f"{key}.{k}: folder has {have.get(k)!r}, asked for {want.get(k)!r}" for k in keys)
-    return f"{key}: folder has {have!r}, asked for {want!r}"
+def differences(have: dict, want: dict, prefix: str = "") -> list:
+    """[(dotted key, have, want)] where two nested dicts differ."""
+    out = []
+    for k in sorted(set(have) | set(want)):
+        a, b = have.get(k), want.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append((f"{prefix}{k}", a, b))
+    return out
+
+
+def describe(differ: list, limit: int = 6) -> str:
+    """'key: folder has X, asked for Y; ...' for a mismatch message (the first `limit` of them)."""
+    text = "; ".join(f"{k}: folder has {a!r}, asked for {b!r}" for k, a, b in differ[:limit])
+    return text + (f" (and {len(differ) - limit} more)" if len(differ) > limit else "")
 
 
 def clear(out: Path, owned) -> None:

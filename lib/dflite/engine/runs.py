@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import paths
 from ..config import ExtractConfig, TrainConfig, from_dict, non_defaults, stable_hash, to_dict
-from ..folders import write_json
+from ..folders import describe, differences, write_json
 
 CONFIG = "config.json"
 FINISHED = "test_metrics.json"  # written last: its presence means the run is complete
@@ -71,10 +71,8 @@ class Run:
             raise RunMismatchError(f"{paths.show(have_path)} is not valid JSON; delete the run folder") from None
         differ = differences(have, self.identity)
         if differ:
-            detail = "; ".join(f"{k}: folder has {a!r}, asked for {b!r}" for k, a, b in differ[:6])
-            more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
             raise RunMismatchError(f"run folder {paths.show(self.dir)} was made with other settings or data "
-                                   f"({detail}{more}); delete it or choose another profile")
+                                   f"({describe(differ)}); delete it or choose another profile")
         return "finished" if self.finished else "resume"
 
     def start(self, env: dict) -> None:
@@ -82,18 +80,6 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.dir / CONFIG, self.identity)
         write_json(self.dir / "env.json", env)
-
-
-def differences(have: dict, want: dict, prefix: str = "") -> list:
-    """[(dotted key, have, want)] where two nested dicts differ."""
-    out = []
-    for k in sorted(set(have) | set(want)):
-        a, b = have.get(k), want.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append((f"{prefix}{k}", a, b))
-    return out
 
 
 def run_hash(cfg: TrainConfig, extract: dict, settings: dict, fingerprint: str) -> str:
