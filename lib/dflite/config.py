@@ -75,6 +75,7 @@ QUICK_RECIPES = {
 # Quick leaves out Xception (20.8 M parameters, 2.5x ResNet-18's MACs): alone it would take half of
 # the 5-minute CPU budget. Standard and paper train all seven.
 QUICK_MODELS = tuple(m for m in BASELINE_MODELS if m != "xception")
+STUDY_MODELS = ("meso4", "cnn5", "resnet18", "xception")  # the lottery-ticket study's four
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,35 @@ class BaselineStudy:
     workers: int = 2                 # runs trained at once on the CPU, one thread each (1 on a GPU)
 
 
+# The quick lottery study trains 64 runs (2 models x 2 seeds x (dense + 4 levels x 4 arms, one shared))
+# in 5 minutes on 2 cores: ~7 s per run, one thread each, two at a time. Measured on the quick crops,
+# test AUC for seeds 0 / 1: CNN-5 at 48 px, 2 x 1280 images, 0.90 / 0.96 (64 px, 2 x 768: 0.84 / 0.95);
+# Meso-4 at 96 px, 3 x 768, 0.80 / 0.55. Meso-4 learns slowly and seed 1 fails to start within any short
+# budget tried (4 x 1024: 0.94 / 0.57; at 64 px or batch 32 it is worse): the study reports it as it is.
+QUICK_LOTTERY_RECIPES = {
+    "meso4": {"batch_size": 16, "epochs": 3, "epoch_size": 768, "lr": 5e-3},
+    "cnn5": {"input_size": 48, "batch_size": 16, "epochs": 2, "epoch_size": 1280, "lr": 2e-3},
+}
+
+
+@dataclass(frozen=True)
+class LotteryStudy:
+    """Notebook 03: lottery tickets (IMP with rewinding) against one-shot pruning and random controls."""
+
+    models: tuple = ("meso4", "cnn5")  # the study's MesoNet and CNN-5 (standard adds ResNet-18, Xception)
+    kinds: tuple = ("ffpp",)         # crop stores the tickets are found on (ffpp | openforensics)
+    seeds: tuple = (0, 1)            # every arm and level at each seed
+    schedule: str = "study"          # study: 20/40/60/80 % | classic: 20 % of the remaining weights per level
+    levels: int = 4                  # pruning levels (the study schedule has four)
+    scope: str = "global"            # global | layerwise magnitude pruning
+    prune_classifier: bool = True    # prune the output layer too (open_lth does)
+    rewind_epoch: int = 0            # rewind to the weights after this many epochs (0 = the original init)
+    arms: tuple = ("imp", "oneshot", "random_reinit", "random_mask")
+    workers: int = 2                 # runs trained at once on the CPU, one thread each (1 on a GPU)
+    latency_repeats: int = 50        # dense vs sparse CPU latency: median over this many passes
+    recipes: dict = field(default_factory=dict)  # model -> TrainConfig changes on top of its baseline recipe
+
+
 @dataclass(frozen=True)
 class Profile:
     """Everything a profile sets, one section per stage."""
@@ -120,11 +150,12 @@ class Profile:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     baselines: BaselineStudy = field(default_factory=BaselineStudy)
+    lottery: LotteryStudy = field(default_factory=LotteryStudy)
     recipes: dict = field(default_factory=dict)  # model -> its TrainConfig changes (input size, budget)
 
 
 PROFILES = {
-    "quick": Profile(recipes=QUICK_RECIPES),
+    "quick": Profile(recipes=QUICK_RECIPES, lottery=LotteryStudy(recipes=QUICK_LOTTERY_RECIPES)),
     "standard": Profile(
         name="standard",
         synth=SynthConfig(identities=240, frames=32, frame_size=256, patch_size=176,
@@ -132,6 +163,7 @@ PROFILES = {
         extract=ExtractConfig(frames=16, size=160),
         train=TrainConfig(input_size=128, epochs=20, warmup_epochs=2, patience=5),
         baselines=BaselineStudy(models=BASELINE_MODELS, seeded_models=BASELINE_MODELS, ablation_seeds=(0, 1, 2)),
+        lottery=LotteryStudy(models=STUDY_MODELS, kinds=("ffpp", "openforensics"), seeds=(0, 1, 2), workers=1),
     ),
     # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
     "paper": Profile(
@@ -143,6 +175,8 @@ PROFILES = {
                           pretrained=True, patience=10),
         baselines=BaselineStudy(models=BASELINE_MODELS, seeded_models=BASELINE_MODELS,
                                 ablation_model="efficientnet_b0"),
+        lottery=LotteryStudy(models=STUDY_MODELS, kinds=("ffpp", "openforensics"), seeds=(0, 1, 2), rewind_epoch=1,
+                             workers=1),
     ),
 }
 

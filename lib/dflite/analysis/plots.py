@@ -154,3 +154,40 @@ def method_heatmap(table, title: str = "test AUC per manipulation method"):
     ax.set(title=title, xlabel="", ylabel="")
     fig.tight_layout()
     return fig
+
+
+ARM_STYLE = {"imp": ("IMP (ticket)", "C0", "o"), "oneshot": ("one-shot", "C1", "s"),
+             "random_reinit": ("random reinit", "C2", "^"), "random_mask": ("random mask", "C3", "v")}
+
+
+def sparsity_curves(summary, metrics=("auc", "acc")):
+    """Test metric against sparsity, one panel per model (and dataset) and metric, one line per arm
+    with ± sd over seeds as error bars; the dense net is the grey band (mean ± sd) at 0 %."""
+    s = summary.reset_index()
+    pairs = list(s[["model", "dataset"]].drop_duplicates().itertuples(index=False))
+    fig, axes = plt.subplots(len(metrics), len(pairs), figsize=(3.6 * len(pairs) + 0.6, 2.8 * len(metrics)),
+                             squeeze=False, sharex=True)
+    for col, (model, dataset) in enumerate(pairs):
+        g = s[(s.model == model) & (s.dataset == dataset)]
+        dense = g[g.arm == "dense"]
+        for row, metric in enumerate(metrics):
+            ax = axes[row, col]
+            if not dense.empty:
+                m, sd = float(dense[metric].iloc[0]), float(np.nan_to_num(dense[f"{metric}_sd"].iloc[0]))
+                ax.axhspan(m - sd, m + sd, color="grey", alpha=0.25, lw=0)
+                ax.axhline(m, color="grey", lw=1, label="dense")
+            for k, (arm, (label, color, marker)) in enumerate(ARM_STYLE.items()):
+                a = g[g.arm == arm].sort_values("sparsity")
+                if a.empty:
+                    continue
+                x = a["sparsity"] * 100 + (k - 1.5) * 0.8  # nudge the arms apart so error bars stay readable
+                ax.errorbar(x, a[metric], yerr=a[f"{metric}_sd"].fillna(0), color=color, marker=marker, ms=4,
+                            lw=1.2, capsize=2, label=label)
+            ax.set_ylabel(f"test {metric.upper()}")
+            if row == 0:
+                ax.set_title(f"{model} · {dataset}", fontsize=10)
+            if row == len(metrics) - 1:
+                ax.set_xlabel("sparsity (% of weights pruned)")
+    axes[0, -1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig

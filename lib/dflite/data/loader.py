@@ -78,6 +78,22 @@ class CropDataset:
             yield (*self.batch(idx), idx)
 
 
+_HELD: dict = {}  # (store root, fingerprint, split, size) -> CropDataset, the last few a process used
+
+
+def split_dataset(store, split: str, input_size: int) -> CropDataset:
+    """CropDataset of a split, kept for the next call in this process: a worker that trains many short
+    runs on one store (lottery levels, pruning steps) decodes its crops once, not once per run."""
+    rows = store.index[store.index["split"] == split]
+    # Keyed by the split's rows themselves: a store object may carry an edited index (tests, subsets).
+    key = (str(store.root), split, input_size, int(pd.util.hash_pandas_object(rows[["crop", "label"]]).sum()))
+    if key not in _HELD:
+        if len(_HELD) >= 6:
+            _HELD.pop(next(iter(_HELD)))
+        _HELD[key] = CropDataset(store, split, input_size)
+    return _HELD[key]
+
+
 def normalise(x: torch.Tensor) -> torch.Tensor:
     """uint8 or 0..1 float (B, 3, S, S) -> ImageNet-normalised float."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..config import TrainConfig
-from ..data.loader import CropDataset, augment, epoch_indices, normalise
+from ..data.loader import CropDataset, augment, epoch_indices, normalise, split_dataset
 from ..folders import write_json
 from ..nets.checkpoint import load_state, load_weights, save_model, save_state
 from ..nets.models import create_model, model_info
@@ -75,6 +76,12 @@ def seeded_model(model_name: str, cfg: TrainConfig, seed: int) -> nn.Module:
     """A dense registry model initialised from `seed` at the recipe's input size."""
     torch.manual_seed(seed)
     return create_model(model_name, pretrained=cfg.pretrained, input_size=input_size(cfg, model_name))
+
+
+def steps_per_epoch(cfg: TrainConfig, store, world: int = 1) -> int:
+    """Optimizer steps in one epoch of `cfg` on `store`'s train split with `world` processes."""
+    images = cfg.epoch_size or int((store.index["split"] == "train").sum())
+    return math.ceil(math.ceil(images / world) / cfg.batch_size)  # as epoch_indices shards an epoch
 
 
 def select_device() -> torch.device:
@@ -174,14 +181,19 @@ def _finished(run: Run) -> RunResult:
 
 
 def fit(model: nn.Module, data, cfg: TrainConfig, run: Run, hooks: Hooks | None = None,
-        device: torch.device | None = None, progress: bool = True, stop_after: int | None = None) -> RunResult | None:
+        device: torch.device | None = None, progress: bool = True, stop_after: int | None = None,
+        start_epoch: int = 0) -> RunResult | None:
     """Train `model` on the crop store `data`'s train split, select on val AUC, evaluate on test.
 
     `run` (engine.runs) names the folder and the identity it must hold (its seed seeds every epoch);
     a finished run is read back, a partial one resumes from its last checkpoint. `stop_after` ends
     this call after that many epochs in total (time-boxed runs and tests): it returns None then,
-    and a later call resumes.
+    and a later call resumes. `start_epoch` starts a fresh run at that epoch with the learning-rate
+    schedule where it stood then (a lottery ticket rewound to epoch e retrains the rest of the schedule,
+    as open_lth does); the epochs before it are not trained.
     """
+    if not 0 <= start_epoch < cfg.epochs:
+        raise ValueError(f"start_epoch {start_epoch} is outside the recipe's {cfg.epochs} epochs")
     spec = getattr(model, "dflite_spec", {})
     if spec.get("name") != run.identity["model"] or spec.get("input_size") != run.identity["input_size"]:
         raise ValueError(f"model {spec.get('name')} at {spec.get('input_size')} px does not match run "
@@ -190,25 +202,24 @@ def fit(model: nn.Module, data, cfg: TrainConfig, run: Run, hooks: Hooks | None 
         return _finished(run)
     device = device or select_device()
     if device.type != "cpu":
-        return _fit(model, data, cfg, run, hooks or Hooks(), device, progress, stop_after)
+        return _fit(model, data, cfg, run, hooks or Hooks(), device, progress, stop_after, start_epoch)
     previous = torch.get_num_threads()
     torch.set_num_threads(cfg.cpu_threads)  # a run's numbers depend on its thread count: fix it
     try:
-        return _fit(model, data, cfg, run, hooks or Hooks(), device, progress, stop_after)
+        return _fit(model, data, cfg, run, hooks or Hooks(), device, progress, stop_after, start_epoch)
     finally:
         torch.set_num_threads(previous)
 
 
-def _fit(model, store, cfg, run, hooks, device, progress, stop_after):
+def _fit(model, store, cfg, run, hooks, device, progress, stop_after, start_epoch):
     name, size, seed = run.identity["model"], run.identity["input_size"], run.identity["seed"]
     rank, world = _distributed(device)
-    train_ds = CropDataset(store, "train", size)
-    val_ds, test_ds = CropDataset(store, "val", size), CropDataset(store, "test", size)
+    train_ds, val_ds, test_ds = (split_dataset(store, split, size) for split in ("train", "val", "test"))
     # channels_last on the CPU too: CNN-5 trains 1.7x faster with oneDNN (2 threads), others no slower.
     model = model.to(device).to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else model
-    steps = math.ceil((cfg.epoch_size or len(train_ds)) / (cfg.batch_size * world))
+    steps = steps_per_epoch(cfg, store, world)
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps))
     n_real, n_fake = np.bincount(train_ds.labels, minlength=2)
@@ -223,8 +234,15 @@ def _fit(model, store, cfg, run, hooks, device, progress, stop_after):
         load_weights(model, run.path("last.safetensors"), name)
         start, _, extra = load_state(run.path("last_state.safetensors"), optimizer, scheduler)
         history, best = extra["history"], extra["best"]
-    elif 0 in hooks.at_step:
-        hooks.at_step[0](model, 0)
+    else:
+        if start_epoch:
+            start = start_epoch
+            with warnings.catch_warnings():  # stepping the schedule alone is the point here
+                warnings.simplefilter("ignore")
+                for _ in range(start_epoch * steps):
+                    scheduler.step()
+        if 0 in hooks.at_step:
+            hooks.at_step[0](model, 0)
     for epoch in range(start, cfg.epochs):
         if stop_after is not None and epoch >= stop_after:
             return None

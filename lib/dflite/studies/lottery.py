@@ -1,0 +1,247 @@
+"""Notebook 03's study: lottery tickets against one-shot pruning and random controls, with verdicts.
+
+`tickets(profile)` trains what is missing (dense, then every arm at every level, `workers` runs at a
+time) and returns one row per run; `summary` gives mean and sd over seeds; `verdicts` turns the
+lottery-ticket study's claims into holds / does not hold / inconclusive on this data, where a
+difference smaller than the seeds' spread (the larger sd of the two sides) is inconclusive.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .. import paths
+from ..compress import lottery
+from ..compress.deploy import cpu_latency_ms, size_mb
+from ..compress.masks import Mask, schedule, sparse_size_mb
+from ..config import get_profile, override
+from ..engine.jobs import run_graph
+from ..engine.runs import results_path, write_results
+from ..engine.train import input_size, select_device
+from ..nets.checkpoint import load_model
+from . import crop_store, dataset_roots, train_config
+
+__all__ = ["layer_sparsity", "levels_table", "mean_sd", "params_left", "recipes", "results_file", "sparse_cost",
+           "summary", "tickets", "verdicts"]
+
+def study_settings(profile: str):
+    return get_profile(profile).lottery
+
+
+def lottery_config(profile: str, model: str):
+    """The lottery runs' recipe: the model's baseline recipe with the study's changes (a shorter budget in quick)."""
+    study = study_settings(profile)
+    return override(train_config(profile, model), **dict(study.recipes).get(model, {}))
+
+
+def recipes(profile: str) -> pd.DataFrame:
+    """One row per model: the lottery runs' input size, budget, batch, learning rate and seeds."""
+    study = study_settings(profile)
+    rows = []
+    for model in study.models:
+        cfg = lottery_config(profile, model)
+        rows.append({"model": model, "input_px": input_size(cfg, model), "epochs": cfg.epochs,
+                     "epoch_size": cfg.epoch_size or "split", "batch": cfg.batch_size, "lr": cfg.lr,
+                     "rewind_epoch": study.rewind_epoch, "seeds": len(study.seeds)})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def results_file(profile: str):
+    return results_path(profile, "tickets")
+
+
+def params_left(table: pd.DataFrame) -> pd.DataFrame:
+    """Parameters left per model (and dataset) at each sparsity; 0 % is the dense net."""
+    kept = table[table.arm.isin(["dense", "imp"])]
+    wide = kept.pivot_table(index=["model", "dataset"], columns="sparsity", values="params_left", aggfunc="first",
+                            sort=False)
+    wide.columns = [f"{c:.0%}" for c in wide.columns]
+    return wide.astype(int)
+
+
+def levels_table(profile: str) -> pd.DataFrame:
+    """Each level's sparsity and the share of the remaining weights it prunes."""
+    study = study_settings(profile)
+    sparsities = schedule(study.schedule, study.levels)
+    before = (0.0, *sparsities[:-1])
+    return pd.DataFrame({"level": range(1, len(sparsities) + 1), "sparsity": sparsities,
+                         "prunes_of_remaining": [round((s - b) / (1 - b), 4) for s, b in zip(sparsities, before)],
+                         "weights_left": [round(1 - s, 4) for s in sparsities]}).set_index("level")
+
+
+def _label(dataset: str, kind: str) -> str:
+    """The dataset as runs and tables name it: the real dataset, or synthetic-<kind>."""
+    return kind if dataset == kind else f"{dataset}-{kind}"
+
+
+def plan(profile: str, dataset: str = "synthetic", data_root: str = "", seed: int = 0, workers: int = 2) -> list:
+    """[(Ticket, store)] for every model, crop store (kind) and seed of the profile's study."""
+    study = study_settings(profile)
+    roots = dataset_roots(dataset, data_root, profile, seed)
+    sparsities = schedule(study.schedule, study.levels)
+    out = []
+    for kind in (k for k in study.kinds if roots.get(k) is not None):
+        store = crop_store(profile, dataset, data_root, kind=kind, seed=seed, workers=workers)
+        for model in study.models:
+            cfg = lottery_config(profile, model)
+            for s in study.seeds:
+                out.append((lottery.Ticket(profile, model, _label(dataset, kind), str(store.root), cfg, s, sparsities,
+                                           study.scope, study.prune_classifier, study.rewind_epoch, study.schedule),
+                            store))
+    return out
+
+
+def tickets(profile: str, dataset: str = "synthetic", data_root: str = "", seed: int = 0, workers: int = 2,
+            progress: bool = True) -> pd.DataFrame:
+    """Train what is missing, then one row per run: model, dataset, arm, level, sparsity, seed, params_left,
+    acc, bacc, auc, video_auc (test split). Writes results/tickets.csv."""
+    study = study_settings(profile)
+    planned = plan(profile, dataset, data_root, seed, workers)
+    jobs, needs = {}, {}
+    for ticket, store in planned:
+        j, n = lottery.plan(ticket, study.arms)
+        todo = {k: job for k, job in j.items() if not lottery.finished(job, store)}
+        jobs.update(todo)
+        needs.update({k: n[k] for k in todo})
+    parallel = 1 if select_device().type == "cuda" else study.workers
+    run_graph(lottery.train_job, jobs, needs, workers=parallel, progress=progress, desc="lottery runs")
+    rows = []
+    for ticket, store in planned:
+        wanted = [lottery.Job(ticket, "dense")] + [lottery.Job(ticket, arm, level) for level in
+                                                   range(1, len(ticket.sparsities) + 1) for arm in study.arms]
+        for job in wanted:
+            rows.append(lottery.result_row(job, lottery.train_job(job), store))
+    table = pd.DataFrame(rows)
+    write_results(profile, "tickets", table.set_index("model"))
+    return table
+
+
+def summary(table: pd.DataFrame, metrics=("auc", "acc", "bacc")) -> pd.DataFrame:
+    """Mean and sd over seeds per model, dataset, arm and sparsity (sd: sample sd, nan with one seed)."""
+    by = table.groupby(["model", "dataset", "arm", "sparsity"], sort=False)
+    out = by[list(metrics)].mean()
+    for m in metrics:
+        out[f"{m}_sd"] = by[m].std()
+    out["params_left"] = by["params_left"].mean().round().astype(int)
+    out["seeds"] = by["seed"].count()
+    return out
+
+
+def mean_sd(summ: pd.DataFrame, metric: str = "auc", digits: int = 3) -> pd.DataFrame:
+    """model x dataset x arm rows, one 'mean ± sd' column per sparsity (dense in its own column)."""
+    cell = [f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if pd.notna(s) else "")
+            for m, s in zip(summ[metric], summ[f"{metric}_sd"])]
+    wide = summ.assign(cell=cell).reset_index().pivot_table(index=["model", "dataset", "arm"], columns="sparsity",
+                                                            values="cell", aggfunc="first", sort=False)
+    wide.columns = [f"{c:.0%}" for c in wide.columns]
+    return wide.fillna("")
+
+
+CONTROLS = (("oneshot", "(a) IMP beats one-shot"), ("random_reinit", "(b) ticket beats random reinit"),
+            ("random_mask", "(b) ticket beats random pruning"))
+
+
+def verdict(margin: float, spread: float) -> str:
+    """holds when the margin beyond the claim's threshold exceeds the seeds' spread, does not hold when
+    the shortfall does, inconclusive in between (or with a single seed)."""
+    if math.isnan(spread) or math.isnan(margin):
+        return "inconclusive (one seed)" if math.isnan(spread) else "not measured"
+    return "holds" if margin > spread else "does not hold" if margin < -spread else "inconclusive"
+
+
+def _side(summ, model, dataset, arm, sparsity, metric):
+    try:
+        row = summ.loc[(model, dataset, arm, sparsity)]
+    except KeyError:
+        return math.nan, math.nan
+    return float(row[metric]), float(row[f"{metric}_sd"])
+
+
+def verdicts(table: pd.DataFrame, at=(0.6, 0.8)) -> pd.DataFrame:
+    """The study's claims on this data, one row per claim, model, dataset and sparsity.
+
+    (a) IMP beats one-shot (AUC) at the levels `at`; (b) the ticket beats random reinit and random
+    pruning (AUC) at `at`; (c) ResNet-18 at 80 % stays within 1 pt of dense AUC; (d) MesoNet at 80 %
+    keeps at least 90 % of its dense accuracy. `margin` is how far the claim is exceeded (negative:
+    missed); `spread` the larger sd over seeds of the two sides being compared.
+    """
+    summ = summary(table)
+    rows = []
+
+    def add(claim, model, dataset, sparsity, metric, a, b, margin, spread):
+        rows.append({"claim": claim, "model": model, "dataset": dataset, "sparsity": sparsity, "metric": metric,
+                     "ticket": a, "other": b, "margin": margin, "spread": spread,
+                     "verdict": verdict(margin, spread)})
+
+    pairs = table[["model", "dataset"]].drop_duplicates().itertuples(index=False)
+    for model, dataset in pairs:
+        for s in at:
+            imp, imp_sd = _side(summ, model, dataset, "imp", s, "auc")
+            if math.isnan(imp):
+                continue
+            for arm, claim in CONTROLS:
+                other, other_sd = _side(summ, model, dataset, arm, s, "auc")
+                add(claim, model, dataset, s, "auc", imp, other, imp - other, max(imp_sd, other_sd))
+        if model == "resnet18":
+            imp, imp_sd = _side(summ, model, dataset, "imp", 0.8, "auc")
+            dense, dense_sd = _side(summ, model, dataset, "dense", 0.0, "auc")
+            add("(c) ResNet-18 at 80 % within 1 pt of dense AUC", model, dataset, 0.8, "auc", imp, dense,
+                imp - dense + 0.01, max(imp_sd, dense_sd))
+        if model == "meso4":
+            imp, imp_sd = _side(summ, model, dataset, "imp", 0.8, "acc")
+            dense, dense_sd = _side(summ, model, dataset, "dense", 0.0, "acc")
+            add("(d) MesoNet at 80 % keeps >= 90 % of dense accuracy", model, dataset, 0.8, "acc ratio", imp / dense,
+                1.0, imp / dense - 0.9, max(imp_sd, dense_sd) / dense)
+    if "resnet18" not in set(table["model"]):
+        rows.append({"claim": "(c) ResNet-18 at 80 % within 1 pt of dense AUC", "model": "resnet18",
+                     "verdict": "not run in this profile (standard and paper run it)"})
+    out = pd.DataFrame(rows)
+    return out.round({"ticket": 4, "other": 4, "margin": 4, "spread": 4})
+
+
+def layer_sparsity(profile: str, table: pd.DataFrame, model: str, seed: int = 0, sparsity: float = 0.8) -> pd.DataFrame:
+    """Per-layer share of weights pruned by each arm's mask at one level (global pruning is uneven),
+    layers in the model's order."""
+    cols, order = {}, []
+    for arm in ("imp", "oneshot", "random_mask"):
+        rows = table[(table.model == model) & (table.seed == seed) & (table.arm == arm) & (table.sparsity == sparsity)]
+        if rows.empty:
+            continue
+        folder = _run_dir(profile, rows.iloc[0])
+        cols[arm] = Mask.load(folder / lottery.MASK).report()["sparsity"]
+        order = order or [k for k in load_model(folder / "best.safetensors")[0].state_dict() if k in cols[arm].index]
+    return pd.DataFrame(cols).reindex([*order, "total"]).round(3)
+
+
+def _run_dir(profile: str, row):
+    return paths.runs_dir(profile) / row["run"]
+
+
+def sparse_cost(profile: str, table: pd.DataFrame, repeats: int = 50, sparsity: float = 0.8,
+                seed: int = 0, rounds: int = 5) -> pd.DataFrame:
+    """Dense against `sparsity` IMP, per model: CPU latency at batch 1 (1 thread; the median over
+    `rounds` alternating rounds of each net's median of `repeats` passes),
+    the weights file as stored (dense zeros) and sparse-stored (kept values plus a 1-bit mask)."""
+    rows = []
+    for model in table["model"].unique():
+        pick = table[(table.model == model) & (table.seed == seed)]
+        dense_row = pick[pick.arm == "dense"].iloc[0]
+        imp_row = pick[(pick.arm == "imp") & (pick.sparsity == sparsity)].iloc[0]
+        dense, _ = load_model(_run_dir(profile, dense_row) / "best.safetensors")
+        sparse, _ = load_model(_run_dir(profile, imp_row) / "best.safetensors")
+        mask = Mask.load(_run_dir(profile, imp_row) / lottery.MASK)
+        px = dense.dflite_spec["input_size"]
+        # Alternate the two nets over several rounds: a shared CPU drifts by 20 % between back-to-back
+        # medians, which would read as a speed-up or slow-down of one of them.
+        times = [(cpu_latency_ms(dense, px, repeats), cpu_latency_ms(sparse, px, repeats)) for _ in range(rounds)]
+        rows.append({"model": model, "input_px": px, "sparsity": sparsity,
+                     "dense_ms": round(float(np.median([r[0] for r in times])), 3),
+                     "sparse_ms": round(float(np.median([r[1] for r in times])), 3),
+                     "dense_mb": round(size_mb(dense), 4), "masked_dense_mb": round(size_mb(sparse), 4),
+                     "sparse_stored_mb": round(sparse_size_mb(sparse, mask), 4)})
+    out = pd.DataFrame(rows).set_index("model")
+    out["speedup"] = (out["dense_ms"] / out["sparse_ms"]).round(2)
+    out["size_ratio"] = (out["dense_mb"] / out["sparse_stored_mb"]).round(2)
+    return out

@@ -1,0 +1,206 @@
+"""Lottery tickets: mask properties, schedules, the job graph, and a tiny study that is killed and resumed."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from dflite.compress import lottery
+from dflite.compress.masks import (
+    Mask,
+    magnitude_prune,
+    pack_sparse,
+    prunable_weights,
+    random_mask,
+    schedule,
+    sparse_size_mb,
+    unpack_sparse,
+)
+from dflite.config import TrainConfig
+from dflite.engine.jobs import JobError, run_graph
+from dflite.nets.checkpoint import load_model
+from dflite.nets.models import count_parameters, create_model
+from dflite.studies.lottery import summary, verdict, verdicts
+
+
+def _model(name="cnn5", seed=0):
+    torch.manual_seed(seed)
+    return create_model(name, input_size=64)
+
+
+@pytest.mark.parametrize("name", ["cnn5", "meso4", "resnet18"])
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_pruning_removes_an_exact_share_and_masks_only_shrink(name, scope):
+    model = _model(name)
+    mask = Mask.dense(model)
+    for target in schedule("study"):
+        new = magnitude_prune(model, mask, target, scope)
+        assert new.within(mask)
+        if scope == "global":
+            assert new.total - new.kept == round(target * new.total)
+        else:
+            for k, keep in new.keep.items():
+                assert keep.numel() - int(keep.sum()) == round(target * keep.numel()), k
+        new.apply(model)
+        with torch.no_grad():  # training moves the kept weights between levels; pruned ones stay 0
+            for w in prunable_weights(model).values():
+                w.add_(torch.randn_like(w) * 0.01).mul_(w != 0)
+        mask = new
+    assert mask.sparsity == pytest.approx(0.8, abs=1e-4)
+
+
+def test_global_pruning_keeps_the_largest_magnitudes():
+    model = _model("cnn5")
+    mask = magnitude_prune(model, Mask.dense(model), 0.6)
+    weights = prunable_weights(model)
+    kept = torch.cat([weights[k].detach().abs().flatten()[m.flatten()] for k, m in mask.keep.items()])
+    pruned = torch.cat([weights[k].detach().abs().flatten()[~m.flatten()] for k, m in mask.keep.items()])
+    assert kept.min() >= pruned.max()
+    assert len(set(weights)) == len(mask.keep)
+
+
+def test_classifier_can_be_left_dense():
+    model = _model("meso4")
+    assert "head.fc2.weight" in Mask.dense(model).keep
+    assert "head.fc2.weight" not in Mask.dense(model, classifier=False).keep
+
+
+def test_random_mask_keeps_the_counts_per_layer_elsewhere():
+    model = _model("cnn5")
+    mask = magnitude_prune(model, Mask.dense(model), 0.8)
+    rand = random_mask(mask, torch.Generator().manual_seed(0))
+    assert rand != mask
+    for k in mask.keep:
+        assert int(rand.keep[k].sum()) == int(mask.keep[k].sum())
+    assert random_mask(mask, torch.Generator().manual_seed(0)) == rand
+
+
+def test_schedules():
+    assert schedule("study") == (0.2, 0.4, 0.6, 0.8)
+    # The study's levels prune 20 %, 25 %, 1/3 and 1/2 of what is left.
+    left = [1.0] + [1 - s for s in schedule("study")]
+    assert [round(1 - b / a, 4) for a, b in zip(left, left[1:])] == [0.2, 0.25, 0.3333, 0.5]
+    assert schedule("classic", 3) == (0.2, 0.36, 0.488)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        schedule("cubic")
+
+
+def test_mask_files_round_trip_and_bad_files_are_named(tmp_path):
+    model = _model("cnn5")
+    mask = magnitude_prune(model, Mask.dense(model), 0.4)
+    mask.save(tmp_path / "m.safetensors", {"sparsity": 0.4})
+    again = Mask.load(tmp_path / "m.safetensors")
+    assert again == mask and again.fingerprint() == mask.fingerprint()
+    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
+    with pytest.raises(ValueError, match="bad.safetensors"):
+        Mask.load(tmp_path / "bad.safetensors")
+    with pytest.raises(ValueError, match="does not fit"):
+        mask.check(_model("meso4"))
+
+
+def test_sparse_storage_round_trips_and_is_smaller():
+    model = _model("cnn5")
+    mask = magnitude_prune(model, Mask.dense(model), 0.8)
+    mask.apply(model)
+    state = unpack_sparse(pack_sparse(model, mask))
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    from dflite.compress.deploy import size_mb
+    assert sparse_size_mb(model, mask) < 0.3 * size_mb(model)
+    assert mask.params_left(model) == count_parameters(model) - (mask.total - mask.kept)
+
+
+def _record(key):  # a job for run_graph: spawned workers import it from this module
+    if key == "bad":
+        raise ValueError("broken job")
+    return key
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_job_graph_runs_in_order_and_names_a_failure(tmp_path, workers):
+    order = []
+    jobs = {k: k for k in "abcd"}
+    needs = {"b": {"a"}, "c": {"b"}, "d": {"a"}}
+    if workers == 1:
+        run_graph(order.append, jobs, needs, workers=1, progress=False)
+        assert order.index("a") < order.index("b") < order.index("c") and order.index("a") < order.index("d")
+    else:
+        run_graph(_record, jobs, needs, workers=2, progress=False)
+    with pytest.raises(JobError, match="job bad failed: ValueError: broken job"):
+        run_graph(_record, {"a": "a", "bad": "bad", "c": "c"}, {"c": {"bad"}}, workers=workers, progress=False)
+
+
+def test_verdicts_follow_the_spread():
+    assert verdict(0.05, 0.01) == "holds"
+    assert verdict(-0.05, 0.01) == "does not hold"
+    assert verdict(0.005, 0.01) == "inconclusive"
+    assert verdict(0.05, math.nan) == "inconclusive (one seed)"
+    rows = []
+    for seed, noise in ((0, 0.0), (1, 0.002)):
+        for arm, auc in (("dense", 0.9), ("imp", 0.9), ("oneshot", 0.8), ("random_reinit", 0.899),
+                         ("random_mask", 0.95)):
+            rows.append({"model": "meso4", "dataset": "ffpp", "arm": arm, "sparsity": 0.0 if arm == "dense" else 0.8,
+                         "seed": seed, "auc": auc + noise, "acc": auc + noise, "bacc": auc, "params_left": 10})
+    table = verdicts(pd.DataFrame(rows), at=(0.8,)).set_index("claim")
+    assert table.loc["(a) IMP beats one-shot", "verdict"] == "holds"
+    assert table.loc["(b) ticket beats random reinit", "verdict"] == "inconclusive"
+    assert table.loc["(b) ticket beats random pruning", "verdict"] == "does not hold"
+    assert table.loc["(d) MesoNet at 80 % keeps >= 90 % of dense accuracy", "verdict"] == "holds"
+    assert table.loc["(c) ResNet-18 at 80 % within 1 pt of dense AUC", "verdict"].startswith("not run")
+
+
+CFG = TrainConfig(input_size=32, epochs=2, epoch_size=64, batch_size=16, warmup_epochs=1)
+
+
+def _study(store, sparsities=(0.2, 0.4), rewind_epoch=0, arms=lottery.ARMS):
+    ticket = lottery.Ticket("quick", "cnn5", "tiny", str(store.root), CFG, 0, sparsities, rewind_epoch=rewind_epoch)
+    jobs, needs = lottery.plan(ticket, arms)
+    run_graph(lottery.train_job, {k: j for k, j in jobs.items() if not lottery.finished(j, store)}, needs,
+              workers=1, progress=False)
+    wanted = [lottery.Job(ticket, "dense")] + [lottery.Job(ticket, a, lv) for lv in range(1, len(sparsities) + 1)
+                                              for a in arms]
+    return ticket, pd.DataFrame([lottery.result_row(j, lottery.train_job(j), store) for j in wanted])
+
+
+def test_a_tiny_study_keeps_its_promises(train_store):
+    ticket, table = _study(train_store, rewind_epoch=1)
+    assert set(table.arm) == {"dense", *lottery.ARMS} and len(table) == 9
+    dense = lottery.dense_run(ticket, train_store)
+    imp = [Mask.load(lottery.level_dir(dense, "imp", lv) / lottery.MASK) for lv in (1, 2)]
+    assert imp[1].within(imp[0]) and imp[1].sparsity == pytest.approx(0.4, abs=1e-3)
+    rand = Mask.load(lottery.level_dir(dense, "random_mask", 2) / lottery.MASK)
+    assert all(int(rand.keep[k].sum()) == int(v.sum()) for k, v in imp[1].keep.items())
+    # Pruned weights are still exactly 0 after training, in the best and last weights.
+    for arm in ("imp", "oneshot", "random_reinit", "random_mask"):
+        folder = lottery.level_dir(dense, arm, 2)
+        mask = Mask.load(folder / lottery.MASK)
+        for name in ("best.safetensors", "last.safetensors"):
+            params = dict(load_model(folder / name)[0].named_parameters())
+            assert all(not params[k][~keep].any() for k, keep in mask.keep.items()), (arm, name)
+    # Rewinding restores the saved weights bit for bit (masked where pruned).
+    job = lottery.Job(ticket, "imp", 2)
+    start = lottery.start_model(job, imp[1], train_store).state_dict()
+    rewind = load_model(dense.path(lottery.REWIND))[0].state_dict()
+    for k, v in rewind.items():
+        want = v * imp[1].keep[k] if k in imp[1].keep else v
+        assert torch.equal(start[k], want), k
+    # Rewound to epoch 1 of 2: each level retrains the second epoch only.
+    history = pd.read_csv(lottery.level_dir(dense, "imp", 2) / "metrics.csv")
+    assert list(history.epoch) == [2]
+    # One-shot at the first level is the first IMP level.
+    first = table[table.level == 1].set_index("arm")
+    assert first.loc["oneshot", "auc"] == first.loc["imp", "auc"]
+    assert table.params_left.max() == table[table.arm == "dense"].params_left.iloc[0]
+    assert not summary(table).empty
+
+
+def test_a_killed_study_resumes_at_its_level_and_ends_identical(train_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("DFLITE_DATA", str(tmp_path / "whole"))
+    _, whole = _study(train_store)
+    monkeypatch.setenv("DFLITE_DATA", str(tmp_path / "killed"))
+    ticket, _ = _study(train_store, sparsities=(0.2,))  # stopped after the first level
+    job = lottery.Job(lottery.Ticket(**{**ticket.__dict__, "sparsities": (0.2, 0.4)}), "imp", 2)
+    assert lottery.train_job(job, stop_after=1) is None  # killed inside level 2 (rewound to epoch 0 of 2)
+    _, resumed = _study(train_store)
+    cols = ["arm", "level", "auc", "acc", "params_left"]
+    pd.testing.assert_frame_equal(whole[cols], resumed[cols])
