@@ -78,7 +78,7 @@ class CropDataset:
             yield (*self.batch(idx), idx)
 
 
-_HELD: dict = {}  # (store root, fingerprint, split, size) -> CropDataset, the last few a process used
+_HELD: dict = {}  # (store root, split, size, rows hash) -> CropDataset, the last three a process used
 
 
 def split_dataset(store, split: str, input_size: int) -> CropDataset:
@@ -88,7 +88,7 @@ def split_dataset(store, split: str, input_size: int) -> CropDataset:
     # Keyed by the split's rows themselves: a store object may carry an edited index (tests, subsets).
     key = (str(store.root), split, input_size, int(pd.util.hash_pandas_object(rows[["crop", "label"]]).sum()))
     if key not in _HELD:
-        if len(_HELD) >= 6:
+        if len(_HELD) >= 3:  # one store's three splits: a paper-size split may be gigabytes
             _HELD.pop(next(iter(_HELD)))
         _HELD[key] = CropDataset(store, split, input_size)
     return _HELD[key]
