@@ -19,9 +19,10 @@ from dflite.compress.masks import (
 )
 from dflite.config import TrainConfig
 from dflite.engine.jobs import JobError, run_graph
+from dflite.engine.metrics import verdict
 from dflite.nets.checkpoint import load_model
 from dflite.nets.models import count_parameters, create_model
-from dflite.studies.lottery import summary, verdict, verdicts
+from dflite.studies.lottery import summary, verdicts
 
 
 def _model(name="cnn5", seed=0):

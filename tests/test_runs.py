@@ -42,6 +42,19 @@ def test_run_identity_holds_the_data():
     assert train_run("paper", "baseline", "cnn5", "ffpp", CFG, other, 0, 32).dir != a.dir
 
 
+def test_a_run_made_before_a_setting_existed_is_still_its_run():
+    run = train_run("paper", "baseline", "cnn5", "ffpp", CFG, STORE, 0, 32)
+    run.start({"device": "cpu"})
+    old = json.loads(run.path("config.json").read_text())
+    del old["train"]["cpu_threads"], old["data"]["extract"]["dfdc_val_parts"]  # fields a later dflite added
+    run.path("config.json").write_text(json.dumps(old))
+    assert run.claim() == "resume"
+    old["data"]["extract"]["size"] = 128  # a real difference is still one
+    run.path("config.json").write_text(json.dumps(old))
+    with pytest.raises(RunMismatchError, match="data.extract.size: folder has 128"):
+        run.claim()
+
+
 def test_foreign_or_broken_folders_are_refused(tmp_path):
     run = Run(tmp_path / "r", {"model": "cnn5"})
     assert run.claim() == "new"

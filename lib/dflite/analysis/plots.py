@@ -191,3 +191,34 @@ def sparsity_curves(summary, metrics=("auc", "acc")):
     axes[0, -1].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def slimming_curves(summary, student: str, reference: str, ratios, alphas, alpha: float, sweep: tuple):
+    """Notebook 04: test AUC against the pruning ratio (fine-tuned, and with KD) and against the KD alpha.
+
+    `summary` is studies.structured.summary's table (model, variant rows); `sweep` the sweep's (scope,
+    steps); the dense student and reference are grey and dashed lines (± sd bands over seeds).
+    """
+    from ..compress.slimming import Variant
+
+    s = summary.loc[student]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.2))
+    for ax in (left, right):
+        for model, style in ((student, "-"), (reference, "--")):
+            dense = summary.loc[(model, "dense")]
+            m, sd = float(dense["auc"]), float(np.nan_to_num(dense["auc_sd"]))
+            ax.axhspan(m - sd, m + sd, color="grey", alpha=0.2, lw=0)
+            ax.axhline(m, color="grey", ls=style, lw=1, label=f"{model} dense")
+    for a, label, color in ((0.0, "fine-tuned", "tab:blue"), (alpha, f"+ KD α={alpha:g}", "tab:orange")):
+        rows = s.loc[[Variant(r, *sweep, a).label for r in ratios]]
+        left.errorbar([r * 100 for r in ratios], rows["auc"], yerr=rows["auc_sd"].fillna(0), marker="o", ms=4,
+                      capsize=2, color=color, label=label)
+    rows = s.loc[[Variant(0.0, alpha=a).label for a in alphas]]
+    right.errorbar(list(alphas), rows["auc"], yerr=rows["auc_sd"].fillna(0), marker="o", ms=4, capsize=2,
+                   color="tab:orange", label=f"{student} + KD")
+    left.set(xlabel="channels pruned (%)", ylabel="test AUC", title=f"{student}: Taylor pruning + fine-tuning")
+    right.set(xlabel="KD alpha (0 = no teacher)", ylabel="test AUC", title="distillation, unpruned")
+    left.legend(fontsize=7, loc="lower left")
+    right.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,10 @@
-"""Deployment cost: parameters, size on disk, MACs (Torch-Pruning's counter), CPU latency at batch 1."""
+"""Deployment: parameters, size, MACs (Torch-Pruning's counter), CPU latency at batch 1 in torch and in
+ONNX Runtime (fp32 and int8), ONNX export checked against torch, static int8 quantisation."""
 from __future__ import annotations
 
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,17 +38,11 @@ def cpu_latency_ms(model: nn.Module, input_size: int, repeats: int = 30, warmup:
     torch.set_num_threads(threads)
     model = model.to("cpu").eval()
     x = torch.randn(1, 3, input_size, input_size)
-    times = []
     try:
         with torch.inference_mode():
-            for i in range(warmup + repeats):
-                t = time.perf_counter()
-                model(x)
-                if i >= warmup:
-                    times.append(time.perf_counter() - t)
+            return median_ms(lambda: model(x), repeats, warmup)
     finally:
         torch.set_num_threads(previous)
-    return float(np.median(times) * 1000)
 
 
 def cost(model: nn.Module, input_size: int, repeats: int = 30) -> dict:
@@ -53,3 +50,113 @@ def cost(model: nn.Module, input_size: int, repeats: int = 30) -> dict:
     return {"params": count_parameters(model), "size_mb": round(size_mb(model), 3),
             "mmacs": round(count_macs(model, input_size) / 1e6, 2),
             "cpu_ms": round(cpu_latency_ms(model, input_size, repeats), 2)}
+
+
+# ---- ONNX Runtime: export, fp32 and int8 sessions, accuracy and latency ---------------------------------
+
+ONNX_INPUT, ONNX_OUTPUT = "input", "logit"
+
+
+def export_onnx(model: nn.Module, path, input_size: int, rtol: float = 1e-3, atol: float = 1e-4) -> Path:
+    """The model as ONNX (opset 17, dynamic batch; TorchScript exporter, dynamo=False), checked
+    against torch's outputs on random inputs: |onnx - torch| beyond atol + rtol * |torch| is an error
+    (ONNX Runtime fuses and reorders float operations, so large logits differ in the last digits)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.to("cpu").eval()
+    x = torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    tmp = path.with_name(path.stem + ".part.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python ints in timm's padding code
+        torch.onnx.export(model, (x[:1],), str(tmp), input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
+                          dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    with torch.inference_mode():
+        want = model(x).numpy()
+    got = session(tmp, threads=1).run(None, {ONNX_INPUT: x.numpy()})[0]
+    if not np.allclose(got, want, rtol=rtol, atol=atol):
+        diff, scale = float(np.abs(got - want).max()), float(np.abs(want).max())
+        raise RuntimeError(f"ONNX export of {getattr(model, 'dflite_spec', {}).get('name', 'the model')} differs from "
+                           f"torch by up to {diff:.2e} on outputs up to {scale:.2e} (rtol {rtol:g}, atol {atol:g}); "
+                           f"see {tmp}")
+    tmp.replace(path)
+    return path
+
+
+def session(path, threads: int = 1, optimise: bool = True):
+    """An ONNX Runtime CPU session with a fixed thread count and full graph optimisation."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise else \
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3  # warnings about unused initialisers after quantisation are noise here
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader over a list of input arrays."""
+
+    def __init__(self, arrays: list):
+        self.arrays = iter(arrays)
+
+    def get_next(self):
+        x = next(self.arrays, None)
+        return None if x is None else {ONNX_INPUT: x}
+
+
+def quantize_int8(fp32_path, out_path, calibration: list, per_channel: bool = True) -> Path:
+    """Static int8 quantisation in QDQ form: uint8 activations, int8 (per-channel) weights, calibrated
+    by min-max on `calibration` (normalised face-crop batches as float32 arrays), after onnxruntime's
+    pre-processing (shape inference and graph optimisation)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    out_path = Path(out_path)
+    pre = out_path.with_name(out_path.stem + ".pre.onnx")
+    quant_pre_process(str(fp32_path), str(pre))
+    quantize_static(str(pre), str(out_path), _Batches(calibration), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
+                    calibrate_method=CalibrationMethod.MinMax)
+    pre.unlink()
+    return out_path
+
+
+def quantize_dynamic_int8(fp32_path, out_path) -> Path:
+    """Dynamic int8 quantisation (weights only, activations quantised on the fly): measured against
+    static QDQ, used only where it wins."""
+    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+
+    out_path = Path(out_path)
+    pre = out_path.with_name(out_path.stem + ".pre.onnx")
+    quant_pre_process(str(fp32_path), str(pre))
+    quantize_dynamic(str(pre), str(out_path), weight_type=QuantType.QUInt8)
+    pre.unlink()
+    return out_path
+
+
+def ort_scores(sess, dataset, batch_size: int = 64) -> np.ndarray:
+    """Fake-probability per crop of a CropDataset from an ONNX Runtime session, in dataset order."""
+    from ..data.loader import normalise
+
+    out = [sess.run(None, {ONNX_INPUT: normalise(x).numpy()})[0].reshape(-1) for x, _, _ in dataset.batches(batch_size)]
+    return 1 / (1 + np.exp(-np.concatenate(out).astype(np.float64)))
+
+
+def median_ms(call, repeats: int = 30, warmup: int = 5) -> float:
+    """Median wall time of `call()` in ms after `warmup` untimed calls."""
+    times = []
+    for i in range(warmup + repeats):
+        t = time.perf_counter()
+        call()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def ort_latency_ms(path, input_size: int, threads: int = 1, repeats: int = 30, warmup: int = 5) -> float:
+    """Median batch-1 latency of an ONNX model in ONNX Runtime with `threads` intra-op threads."""
+    sess = session(path, threads)
+    x = {ONNX_INPUT: np.random.default_rng(0).standard_normal((1, 3, input_size, input_size), dtype=np.float32)}
+    return median_ms(lambda: sess.run(None, x), repeats, warmup)

@@ -69,7 +69,7 @@ class Run:
             have = json.loads(have_path.read_text())
         except json.JSONDecodeError:
             raise RunMismatchError(f"{paths.show(have_path)} is not valid JSON; delete the run folder") from None
-        differ = differences(have, self.identity)
+        differ = differences(_today(have), _today(self.identity))
         if differ:
             raise RunMismatchError(f"run folder {paths.show(self.dir)} was made with other settings or data "
                                    f"({describe(differ)}); delete it or choose another profile")
@@ -80,6 +80,21 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.dir / CONFIG, self.identity)
         write_json(self.dir / "env.json", env)
+
+
+def _today(identity: dict) -> dict:
+    """A run's recorded identity with settings added since it was made filled in at their defaults
+    (what it was made with: defaults never rename a run), so an upgrade of dflite orphans no run."""
+    out = json.loads(json.dumps(identity))
+    try:
+        if isinstance(out.get("train"), dict):
+            out["train"] = to_dict(from_dict(TrainConfig, out["train"]))
+        data = out.get("data")
+        if isinstance(data, dict) and isinstance(data.get("extract"), dict):
+            data["extract"] = to_dict(from_dict(ExtractConfig, data["extract"]))
+    except (TypeError, ValueError):  # settings this dflite does not know: compared as they are
+        return identity
+    return out
 
 
 def run_hash(cfg: TrainConfig, extract: dict, settings: dict, fingerprint: str) -> str:

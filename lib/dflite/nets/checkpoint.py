@@ -3,8 +3,10 @@
 A checkpoint rebuilds its own module: next to the weights, its metadata holds a JSON spec, the
 registry name, input size and outputs plus the shape of every conv, batch norm and linear layer.
 A structurally pruned net (Torch-Pruning shrinks layers in place) is the registry model with some
-layers narrowed, so `load_model` builds the registry model, narrows those layers and loads the
-weights. An unstructured (masked) net is a dense net whose pruned weights are zero: the same file.
+layers narrowed. When the spec carries Torch-Pruning's history (compress.structured records it),
+`load_model` replays it on a fresh registry model and checks the widths it gives against the spec;
+otherwise it narrows the layers the spec names directly. Then it loads the weights. An unstructured
+(masked) net is a dense net whose pruned weights are zero: the same file.
 """
 from __future__ import annotations
 
@@ -66,8 +68,14 @@ def _narrow(m: nn.Module, shape: list) -> None:
 
 
 def build_model(spec: dict) -> nn.Module:
-    """The module a spec describes: the registry model with its layers set to the spec's widths."""
+    """The module a spec describes: the registry model with its layers set to the spec's widths.
+
+    A spec with a Torch-Pruning history (compress.structured) is rebuilt by replaying it, and the
+    replayed widths must equal the spec's layer shapes; other specs narrow the layers directly.
+    """
     model = create_model(spec["name"], num_classes=spec.get("num_classes", 1), input_size=spec.get("input_size"))
+    if spec.get("pruning"):
+        _replay(model, spec)
     modules = dict(model.named_modules())
     have = layer_shapes(model)
     for name, shape in spec.get("layers", {}).items():
@@ -76,6 +84,27 @@ def build_model(spec: dict) -> nn.Module:
         if have.get(name) != list(shape):
             _narrow(modules[name], list(shape))
     return model
+
+
+def _replay(model: nn.Module, spec: dict) -> None:
+    """Redo a Torch-Pruning history on a fresh registry model and check the widths it gives."""
+    import torch_pruning as tp
+
+    size = model.dflite_spec["input_size"]
+    model.eval()  # tracing runs a forward pass; in eval mode it changes no batch-norm statistics
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, 3, size, size))
+    try:
+        graph.load_pruning_history([list(step) for step in spec["pruning"]])
+    except (AttributeError, IndexError, RuntimeError) as e:
+        raise ValueError(f"the pruning history does not fit {spec['name']}: {type(e).__name__}: {e}") from None
+    model.train()
+    have = layer_shapes(model)
+    wrong = [n for n, shape in spec.get("layers", {}).items() if have.get(n) != list(shape)]
+    if wrong:
+        raise ValueError(f"replaying the pruning history of {spec['name']} gives other widths than the spec: "
+                         f"{wrong[0]} is {have.get(wrong[0])}, the spec says {spec['layers'][wrong[0]]} "
+                         f"({len(wrong)} layers differ)")
+    model.dflite_spec = {**model.dflite_spec, "pruning": spec["pruning"]}
 
 
 def save_model(model: nn.Module, path, **meta) -> None:

@@ -18,6 +18,7 @@ from ..compress.deploy import cpu_latency_ms, size_mb
 from ..compress.masks import Mask, schedule, sparse_size_mb
 from ..config import get_profile, override
 from ..engine.jobs import run_graph
+from ..engine.metrics import verdict
 from ..engine.runs import results_path, write_results
 from ..engine.train import input_size, select_device
 from ..nets.checkpoint import load_model
@@ -141,14 +142,6 @@ def mean_sd(summ: pd.DataFrame, metric: str = "auc", digits: int = 3) -> pd.Data
 
 CONTROLS = (("oneshot", "(a) IMP beats one-shot"), ("random_reinit", "(b) ticket beats random reinit"),
             ("random_mask", "(b) ticket beats random pruning"))
-
-
-def verdict(margin: float, spread: float) -> str:
-    """holds when the margin beyond the claim's threshold exceeds the seeds' spread, does not hold when
-    the shortfall does, inconclusive in between (or with a single seed)."""
-    if math.isnan(spread) or math.isnan(margin):
-        return "inconclusive (one seed)" if math.isnan(spread) else "not measured"
-    return "holds" if margin > spread else "does not hold" if margin < -spread else "inconclusive"
 
 
 def _side(summ, model, dataset, arm, sparsity, metric):

@@ -1,0 +1,377 @@
+"""Notebook 04's study: the capstone's path from B0 to a pruned, distilled Lite0 in ONNX Runtime int8.
+
+Runs (compress.slimming): the dense reference, student and teacher (notebook 02's runs), then the
+variants: global vs local Taylor pruning, 1-shot vs K-step, the ratio sweep with and without KD, the
+KD alpha sweep. Deployment (compress.deploy): every model of the final table exported to ONNX,
+quantised to int8, scored on the test split in each runtime and timed at batch 1.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import paths
+from ..compress import slimming
+from ..compress.deploy import (
+    count_macs,
+    cpu_latency_ms,
+    export_onnx,
+    ort_latency_ms,
+    ort_scores,
+    quantize_dynamic_int8,
+    quantize_int8,
+    session,
+)
+from ..compress.slimming import Slimming, Variant
+from ..compress.structured import calibration_batches, channels_kept, prune_step
+from ..config import get_profile, override
+from ..data.loader import split_dataset
+from ..engine.jobs import run_graph
+from ..engine.metrics import binary_metrics, verdict
+from ..engine.runs import results_path, write_results
+from ..engine.train import input_size, select_device
+from ..nets.checkpoint import layer_shapes, load_model
+from ..nets.models import count_parameters, create_model
+from . import crop_store, train_config
+
+__all__ = ["alignment", "alpha_table", "channels", "comparison", "deploy", "final_table", "latency_table",
+           "ratio_table", "recipes", "results_file", "runs", "settings", "speed_goals", "summary", "variants",
+           "verdicts"]
+
+
+def settings(profile: str):
+    return get_profile(profile).structured
+
+
+def study(profile: str, store, dataset: str, seed: int) -> Slimming:
+    st = settings(profile)
+    models = dict.fromkeys((st.reference, st.student, st.teacher))
+    recipes_ = {m: train_config(profile, m) for m in models}
+    finetune = override(recipes_[st.student], **st.finetune)
+    return Slimming(profile, dataset, str(store.root), seed, st.student, recipes_, finetune, st.teacher,
+                    st.temperature, st.calib_batches, st.max_layer_ratio, st.round_to, st.kd_from)
+
+
+def variants(profile: str) -> dict:
+    """{comparison: [Variant]} as the profile sets them; a variant in several comparisons is trained once."""
+    st = settings(profile)
+    sweep = [Variant(r, st.sweep_scope, st.sweep_steps, a) for r in st.ratios for a in dict.fromkeys((0.0, st.alpha))]
+    return {"scope": [Variant(st.scope_ratio, "global"), Variant(st.scope_ratio, "local")],
+            "steps": [Variant(st.steps_ratio, "global", 1), Variant(st.steps_ratio, "global", st.steps)],
+            "ratios": sweep,
+            "alphas": [Variant(0.0, alpha=a) for a in st.alphas],
+            "final": [Variant(r, st.sweep_scope, st.sweep_steps, a) for r, a in st.final]}
+
+
+def recipes(profile: str) -> pd.DataFrame:
+    """The dense recipes and the fine-tuning recipe of every pruning step."""
+    st = settings(profile)
+    rows = []
+    for label, model, cfg in [("reference", st.reference, train_config(profile, st.reference)),
+                              ("student", st.student, train_config(profile, st.student)),
+                              ("teacher", st.teacher, train_config(profile, st.teacher)),
+                              ("fine-tuning", st.student, override(train_config(profile, st.student), **st.finetune))]:
+        rows.append({"role": label, "model": model, "input_px": input_size(cfg, model), "epochs": cfg.epochs,
+                     "images": cfg.epochs * cfg.epoch_size if cfg.epoch_size else "split x epochs",
+                     "batch": cfg.batch_size, "lr": cfg.lr, "warmup_epochs": cfg.warmup_epochs})
+    return pd.DataFrame(rows).set_index("role")
+
+
+def results_file(profile: str, name: str = "structured"):
+    return results_path(profile, name)
+
+
+def runs(profile: str, dataset: str = "synthetic", data_root: str = "", workers: int = 2,
+         progress: bool = True) -> pd.DataFrame:
+    """Train what is missing, then one row per run (dense and every variant's last step) with its test
+    metrics and cost. Writes results/structured.csv."""
+    st = settings(profile)
+    store = crop_store(profile, dataset, data_root, workers=workers)
+    wanted = list(dict.fromkeys(v for group in variants(profile).values() for v in group))
+    jobs, needs = {}, {}
+    for seed in st.seeds:
+        j, n = slimming.plan(study(profile, store, dataset, seed), wanted)
+        todo = {k: job for k, job in j.items() if not slimming.finished(job, store)}
+        jobs.update(todo)
+        needs.update({k: n[k] for k in todo})
+    parallel = 1 if select_device().type == "cuda" else st.workers
+    run_graph(slimming.train_job, jobs, needs, workers=parallel, progress=progress, desc="structured runs")
+    rows = []
+    for seed in st.seeds:
+        s = study(profile, store, dataset, seed)
+        for model in dict.fromkeys((st.reference, st.student, st.teacher)):
+            job = slimming.Job(s, model)
+            rows.append({**slimming.result_row(job, slimming.train_job(job)), "role": _role(st, model)})
+        for v in wanted:
+            job = slimming.Job(s, variant=v, step=v.steps)
+            rows.append({**slimming.result_row(job, slimming.train_job(job)), "role": "student"})
+    table = pd.DataFrame(rows)
+    write_results(profile, "structured", table.set_index("model"))
+    return table
+
+
+def _role(st, model: str) -> str:
+    return "/".join(r for r, m in (("reference", st.reference), ("student", st.student), ("teacher", st.teacher))
+                    if m == model)
+
+
+def summary(table: pd.DataFrame, metrics=("auc", "acc")) -> pd.DataFrame:
+    """Mean and sd over seeds per model and variant, with the cost columns."""
+    by = table.groupby(["model", "variant"], sort=False)
+    out = by[list(metrics)].mean()
+    for m in metrics:
+        out[f"{m}_sd"] = by[m].std()
+    for c in ("ratio", "alpha", "params", "mmacs", "size_mb", "thinnest_share"):
+        out[c] = by[c].mean()
+    out["seeds"] = by["seed"].count()
+    return out
+
+
+def _cell(mean: float, sd: float, digits: int = 3) -> str:
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if pd.notna(sd) else "")
+
+
+def comparison(table: pd.DataFrame, group: list) -> pd.DataFrame:
+    """AUC and ACC (mean ± sd), parameters, MACs and the thinnest layer's share of the variants in `group`."""
+    summ = summary(table)
+    rows = []
+    for v in group:
+        r = summ.loc[(_student(table), v.label)]
+        rows.append({"variant": v.label, "auc": _cell(r.auc, r.auc_sd), "acc": _cell(r.acc, r.acc_sd),
+                     "params": int(r.params), "mmacs": r.mmacs, "thinnest_share": r.thinnest_share})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def _student(table: pd.DataFrame) -> str:
+    """The model the table's variants slim."""
+    return table.loc[table.role.str.contains("student"), "model"].iloc[0]
+
+
+def ratio_table(profile: str, table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
+    """The ratio sweep: one row per ratio, 'mean ± sd' without and with KD, and parameters left."""
+    st = settings(profile)
+    summ = summary(table).loc[_student(table)]
+    rows = []
+    for r in st.ratios:
+        plain, kd = Variant(r, st.sweep_scope, st.sweep_steps), Variant(r, st.sweep_scope, st.sweep_steps, st.alpha)
+        rows.append({"ratio": f"{r:.0%}", "params": int(summ.loc[plain.label, "params"]),
+                     "mmacs": summ.loc[plain.label, "mmacs"],
+                     "fine-tuned": _cell(summ.loc[plain.label, metric], summ.loc[plain.label, f"{metric}_sd"]),
+                     f"+ KD α={st.alpha:g}": _cell(summ.loc[kd.label, metric], summ.loc[kd.label, f"{metric}_sd"])})
+    return pd.DataFrame(rows).set_index("ratio")
+
+
+def alpha_table(profile: str, table: pd.DataFrame) -> pd.DataFrame:
+    """The KD alpha sweep on the dense student: AUC and ACC per alpha (alpha 0: the same training without a teacher)."""
+    st = settings(profile)
+    summ = summary(table).loc[_student(table)]
+    rows = [{"alpha": a, "auc": _cell(summ.loc[Variant(0.0, alpha=a).label, "auc"],
+                                      summ.loc[Variant(0.0, alpha=a).label, "auc_sd"]),
+             "acc": _cell(summ.loc[Variant(0.0, alpha=a).label, "acc"],
+                          summ.loc[Variant(0.0, alpha=a).label, "acc_sd"])} for a in st.alphas]
+    return pd.DataFrame(rows).set_index("alpha")
+
+
+def verdicts(profile: str, table: pd.DataFrame) -> pd.DataFrame:
+    """The capstone's claims on this data (AUC; margin against the larger sd over seeds)."""
+    st = settings(profile)
+    summ = summary(table).loc[_student(table)]
+    kd = Variant(0.0, alpha=st.alpha)
+    best_alpha = max(st.alphas, key=lambda a: summ.loc[Variant(0.0, alpha=a).label, "auc"])
+    claims = [("global beats local Taylor pruning", Variant(st.scope_ratio, "global"), Variant(st.scope_ratio, "local"),
+               0.0),
+              (f"{st.steps}-step beats 1-shot", Variant(st.steps_ratio, "global", st.steps),
+               Variant(st.steps_ratio, "global", 1), 0.0)]
+    claims += [(f"KD helps the pruned student at {r:.0%}", Variant(r, st.sweep_scope, st.sweep_steps, st.alpha),
+                Variant(r, st.sweep_scope, st.sweep_steps), 0.0) for r in st.ratios]
+    claims.append((f"KD α={st.alpha:g} beats the same training without a teacher", kd, Variant(0.0), 0.0))
+    rows = []
+    for claim, a, b, threshold in claims:
+        ma, sa = summ.loc[a.label, "auc"], summ.loc[a.label, "auc_sd"]
+        mb, sb = summ.loc[b.label, "auc"], summ.loc[b.label, "auc_sd"]
+        margin = ma - mb - threshold
+        rows.append({"claim": claim, "variant": a.label, "auc": round(ma, 4), "against": b.label, "other": round(mb, 4),
+                     "margin": round(margin, 4), "spread": round(max(sa, sb), 4) if pd.notna(sa) else math.nan,
+                     "verdict": verdict(margin, max(sa, sb))})
+    rows.append({"claim": f"α={st.alpha:g} is the best alpha", "variant": f"best: α={best_alpha:g}",
+                 "auc": round(summ.loc[Variant(0.0, alpha=best_alpha).label, "auc"], 4), "against": kd.label,
+                 "other": round(summ.loc[kd.label, "auc"], 4), "margin": math.nan, "spread": math.nan,
+                 "verdict": "holds" if best_alpha == st.alpha else "does not hold (by the mean; see the spread)"})
+    return pd.DataFrame(rows).set_index("claim")
+
+
+def channels(profile: str, table: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """Channels kept per layer of a variant's first-seed net against the dense student."""
+    row = table[table.variant == variant].iloc[0]
+    model = load_model(paths.runs_dir(profile) / row.run / "best.safetensors")[0]
+    return channels_kept(model, create_model(row.model, input_size=int(row.input_px)))
+
+
+# ---- deployment ------------------------------------------------------------------------------------------
+
+def final_models(profile: str, table: pd.DataFrame) -> list:
+    """[(label, row)] of the final table: the dense reference and student, the KD student, the final variants
+    (the first seed's runs: latency does not depend on the seed)."""
+    st = settings(profile)
+    first = table[table.seed == st.seeds[0]]
+    labels = ["dense"] * 2 + [Variant(0.0, alpha=st.alpha).label] + \
+        [Variant(r, st.sweep_scope, st.sweep_steps, a).label for r, a in st.final]
+    models = [st.reference, st.student] + [st.student] * (len(labels) - 2)
+    out = []
+    for model, label in zip(models, labels):
+        row = first[(first.model == model) & (first.variant == label)].iloc[0]
+        out.append((f"{model} {label}" if label != "dense" else model, row))
+    return out
+
+
+def deploy(profile: str, table: pd.DataFrame, dataset: str = "synthetic", data_root: str = "",
+           progress: bool = True, write: bool = True) -> pd.DataFrame:
+    """Every final model in torch, ONNX Runtime fp32 and ORT int8 (static QDQ; dynamic where it is faster):
+    test AUC/ACC at the trained size, batch-1 latency at each size and thread count. Writes results/deploy.csv."""
+    from tqdm import tqdm
+
+    st = settings(profile)
+    store = crop_store(profile, dataset, data_root)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        finals = final_models(profile, table)
+        for label, row in tqdm(finals, desc="deploy", disable=not progress):
+            model = load_model(paths.runs_dir(profile) / row.run / "best.safetensors")[0].eval()
+            own = int(row.input_px)
+            test = split_dataset(store, "test", own)
+            calib = [x.numpy() for x, _ in calibration_batches(split_dataset(store, "train", own), 16,
+                                                              st.int8_calib_batches)]
+            for px in dict.fromkeys((own, *st.latency_sizes)):
+                files = _onnx_files(model, Path(tmp) / f"{label.replace(' ', '_')}_{px}", px, own, calib,
+                                    dynamic=label == finals[-1][0])
+                for runtime, path in [("torch", None), *files.items()]:
+                    rec = {"model": label, "runtime": runtime, "input_px": px, "params": int(row.params),
+                           "mmacs": row.mmacs, "file_mb": round(path.stat().st_size / 1e6, 3) if path else row.size_mb}
+                    if px == own:
+                        scores = ort_scores(session(path, 2), test) if path else None
+                        rec.update(_accuracy(test.labels, scores, row))
+                    for threads in st.latency_threads:
+                        ms = ort_latency_ms(path, px, threads, st.latency_repeats) if path else \
+                            cpu_latency_ms(model, px, st.latency_repeats, threads=threads)
+                        rows.append({**rec, "threads": threads, "ms": round(ms, 3)})
+    out = pd.DataFrame(rows)
+    if write:
+        write_results(profile, "deploy", out.set_index("model"))
+    return out
+
+
+def alignment(profile: str, table: pd.DataFrame, dataset: str = "synthetic", data_root: str = "", px: int = 224,
+              threads: int = 2) -> pd.DataFrame:
+    """Latency of the dense student and of its final-ratio architecture with channel counts in multiples of 1
+    (any count), 8 and 16: the dense student's weights pruned once (no fine-tuning: only the widths matter
+    here), batch 1 in torch and ORT fp32 at `px` with `threads`, the median of the profile's repeats, best of
+    two rounds."""
+    st = settings(profile)
+    ratio = st.final[-1][0]
+    row = table[(table.variant == "dense") & (table.model == st.student)].iloc[0]
+    store = crop_store(profile, dataset, data_root)
+    batches = calibration_batches(split_dataset(store, "train", int(row.input_px)), 16, st.calib_batches)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for multiple in (None, 1, 8, 16):  # None: the dense student itself
+            model = load_model(paths.runs_dir(profile) / row.run / "best.safetensors")[0]
+            if multiple:
+                prune_step(model, batches, ratio, st.sweep_scope, st.max_layer_ratio, multiple)
+            onnx_file = export_onnx(model, Path(tmp) / f"r{multiple}.onnx", px)
+            odd = sum(1 for shape in layer_shapes(model).values() if len(shape) == 3 and shape[1] % 8)
+            out.append({"widths": "dense" if multiple is None else f"{ratio:.0%} pruned, multiples of {multiple}",
+                        "params": count_parameters(model),
+                        "mmacs": round(count_macs(model, px) / 1e6, 1), "convs_not_multiple_of_8": odd,
+                        "torch ms": round(min(cpu_latency_ms(model, px, st.latency_repeats, threads=threads)
+                                              for _ in range(2)), 2),
+                        "ORT fp32 ms": round(min(ort_latency_ms(onnx_file, px, threads, st.latency_repeats)
+                                                 for _ in range(2)), 2)})
+    return pd.DataFrame(out).set_index("widths")
+
+
+def latency_table(deployed: pd.DataFrame) -> pd.DataFrame:
+    """Median batch-1 latency (ms) per model and runtime, one column per input size and thread count."""
+    wide = deployed.pivot_table(index=["model", "runtime"], columns=["input_px", "threads"], values="ms",
+                                sort=False)
+    wide.columns = [f"{px} px · {t} thr" for px, t in wide.columns]
+    return wide
+
+
+def speed_goals(profile: str, deployed: pd.DataFrame, px: int = 224, threads: int = 2) -> pd.DataFrame:
+    """The issue's speed goals at batch 1, `px`, `threads`, against the dense reference timed in the same run.
+
+    P1: the best compressed model against the reference in the same runtime (torch, ORT fp32, ORT int8):
+    the largest speed-up at <= 1 pt AUC loss (or, if none keeps that, the smallest loss), target >= 3x.
+    P2: the deployment path (the last final variant, pruned and distilled, in the fastest ORT form: int8
+    static or dynamic only where it beats fp32) against the reference in PyTorch eager, target >= 10x.
+    AUC is each runtime's own on the test split.
+    """
+    st = settings(profile)
+    ref = st.reference
+    at = deployed[(deployed.input_px == px) & (deployed.threads == threads)].set_index(["model", "runtime"])["ms"]
+    own = deployed.dropna(subset=["auc"]).drop_duplicates(["model", "runtime"]).set_index(["model", "runtime"])["auc"]
+
+    def row(goal, model, runtime, base_runtime, target):
+        speed = at[(ref, base_runtime)] / at[(model, runtime)]
+        loss = own[(ref, base_runtime)] - own[(model, runtime)]
+        met = speed >= target and (goal.startswith("P2") or loss <= 0.01)
+        return {"goal": goal, "model": model, "runtime": runtime, "ms": at[(model, runtime)],
+                "reference": f"{ref} ({base_runtime})", "reference_ms": at[(ref, base_runtime)],
+                "speed_up": round(speed, 2), "auc": round(own[(model, runtime)], 4),
+                "reference_auc": round(own[(ref, base_runtime)], 4), "auc_loss": round(loss, 4),
+                "target": f">= {target}x" + (" at <= 1 pt AUC loss" if goal.startswith("P1") else ""),
+                "met": "yes" if met else "no"}
+    compressed = [m for m in deployed.model.unique() if m != ref]
+    candidates = [row("P1", m, r, r, 3) for m in compressed for r in ("torch", "ort_fp32", "ort_int8")]
+    keep = [c for c in candidates if c["auc_loss"] <= 0.01]
+    p1 = max(keep, key=lambda c: c["speed_up"]) if keep else min(candidates, key=lambda c: c["auc_loss"])
+    path = compressed[-1]
+    runtime = min((r for r in ("ort_fp32", "ort_int8", "ort_int8_dynamic") if (path, r) in at.index),
+                  key=lambda r: at[(path, r)])  # int8 only where it is faster
+    return pd.DataFrame([p1, row("P2", path, runtime, "torch", 10)]).set_index("goal")
+
+
+def _onnx_files(model, stem: Path, px: int, own: int, calib: list, dynamic: bool) -> dict:
+    """{runtime: ONNX file} at input side `px`: fp32, static int8 (crops resized to px) and, for the
+    deployment path's model, dynamic int8 (to see whether it wins)."""
+    import torch
+
+    fp32 = export_onnx(model, stem.with_suffix(".fp32.onnx"), px)
+    if px != own:
+        calib = [torch.nn.functional.interpolate(torch.from_numpy(x), size=(px, px), mode="bilinear",
+                                                 align_corners=False).numpy() for x in calib[:2]]
+    files = {"ort_fp32": fp32, "ort_int8": quantize_int8(fp32, stem.with_suffix(".int8.onnx"), calib)}
+    if dynamic:
+        files["ort_int8_dynamic"] = quantize_dynamic_int8(fp32, stem.with_suffix(".dyn.onnx"))
+    return files
+
+
+def _accuracy(labels: np.ndarray, scores, row) -> dict:
+    """Test AUC/ACC of a runtime (torch: the run's own test metrics)."""
+    if scores is None:
+        return {"auc": row.auc, "acc": row.acc}
+    m = binary_metrics(labels, scores)
+    return {"auc": m["auc"], "acc": m["acc"]}
+
+
+def final_table(profile: str, table: pd.DataFrame, deployed: pd.DataFrame, px: int = 224,
+                threads: int = 2) -> pd.DataFrame:
+    """The capstone's last slide: model, prune ratio, AUC, ACC, per-method accuracy, MB, params, MACs, and
+    latency at `px` with `threads` in torch, ORT fp32 and ORT int8 (with ORT int8's AUC)."""
+    rows = []
+    for label, row in final_models(profile, table):
+        lat = deployed[(deployed.model == label) & (deployed.input_px == px) & (deployed.threads == threads)]
+        own = deployed[(deployed.model == label) & (deployed.input_px == int(row.input_px))]
+        ms = lat.set_index("runtime")["ms"]
+        auc = own.drop_duplicates("runtime").set_index("runtime")["auc"]
+        per_method = {k[4:]: row[k] for k in row.index if k.startswith("acc_") and pd.notna(row[k])}
+        rows.append({"model": label, "ratio": f"{row.ratio:.0%}", "auc": round(row.auc, 4), "acc": round(row.acc, 4),
+                     **{f"acc {k}": round(v, 3) for k, v in per_method.items()},
+                     "MB": row.size_mb, "params": int(row.params), "MMACs": row.mmacs,
+                     "torch ms": ms.get("torch"), "ORT fp32 ms": ms.get("ort_fp32"), "ORT int8 ms": ms.get("ort_int8"),
+                     "ORT int8 auc": round(auc.get("ort_int8", math.nan), 4)})
+    return pd.DataFrame(rows).set_index("model")

@@ -1,0 +1,221 @@
+"""Structured pruning, distillation and deployment: Taylor pruning steps, the checkpoint round trip of a
+pruned net, the KD loss, ONNX export and int8, and a tiny study of slimming runs that is killed and resumed."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from dflite.compress import slimming
+from dflite.compress.deploy import export_onnx, ort_latency_ms, quantize_int8, session
+from dflite.compress.distill import Distiller, soft_loss
+from dflite.compress.slimming import Slimming, Variant
+from dflite.compress.structured import channels_kept, prune_step, step_ratio, step_targets, thinnest
+from dflite.config import TrainConfig
+from dflite.engine.jobs import run_graph
+from dflite.nets.checkpoint import load_model, save_model
+from dflite.nets.models import count_parameters, create_model
+from torch import nn
+
+
+def _batches(size=32, n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(8, 3, size, size, generator=g), torch.randint(0, 2, (8,), generator=g)) for _ in range(n)]
+
+
+def _net(name, size=32, seed=0):
+    torch.manual_seed(seed)
+    return create_model(name, input_size=size)
+
+
+@pytest.mark.parametrize("name", ["cnn5", "efficientnet_lite0", "efficientnet_b0"])
+@pytest.mark.parametrize("scope", ["global", "local"])
+def test_pruning_narrows_the_net_keeps_the_output_and_round_trips(name, scope, tmp_path):
+    model, dense = _net(name), _net(name)
+    history = prune_step(model, _batches(), 0.3, scope)
+    assert history and model.dflite_spec["pruning"] == history
+    assert count_parameters(model) < 0.85 * count_parameters(dense)
+    kept = channels_kept(model, dense)
+    assert kept["kept"].min() >= 1 and (kept["kept"] < kept["dense"]).any()
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1)  # the output layer keeps its one logit
+    if scope == "local":  # every pruned layer loses about the same share
+        pruned = kept[kept["kept"] < kept["dense"]]
+        assert pruned["share"].between(0.5, 0.85).all(), pruned
+    # A second step goes on from the narrower net, and the file rebuilds the net from its history alone.
+    prune_step(model, _batches(seed=1), step_ratio(0.4, 0.3), scope)
+    save_model(model, tmp_path / "p.safetensors")
+    again, meta = load_model(tmp_path / "p.safetensors")
+    x = torch.randn(3, 3, 32, 32)
+    model.eval(), again.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+    assert again.dflite_spec["pruning"] == model.dflite_spec["pruning"]
+    assert thinnest(again, dense)["share"] < 1
+
+
+def test_importance_uses_fresh_gradients_and_leaves_batch_norm_alone():
+    a, b = _net("cnn5"), _net("cnn5")
+    b.train()
+    for p in b.parameters():  # stale gradients from some earlier pass must not steer the ranking
+        p.grad = torch.randn_like(p) * 100
+    stats = b.features[1].bn.running_mean.clone()
+    assert prune_step(a, _batches(), 0.25, "global") == prune_step(b, _batches(), 0.25, "global")
+    assert b.training and all(p.grad is None for p in b.parameters())
+    kept = [i for i in range(32) if i not in dict((n, idx) for n, _, idx in b.dflite_spec["pruning"]).get(
+        "features.1.conv", [])]
+    assert torch.equal(b.features[1].bn.running_mean, stats[kept])  # tracing ran in eval mode
+
+
+def test_rounded_widths_are_multiples():
+    model, dense = _net("efficientnet_lite0"), _net("efficientnet_lite0")
+    prune_step(model, _batches(), 0.35, "global", round_to=8)
+    kept = channels_kept(model, dense)
+    cut = kept[kept["kept"] < kept["dense"]]
+    assert len(cut) > 5 and (cut["kept"] % 8 == 0).all(), cut[cut["kept"] % 8 != 0]
+
+
+def test_step_schedule_and_its_errors():
+    assert step_targets(0.2, 5) == pytest.approx([0.04, 0.08, 0.12, 0.16, 0.2])
+    remaining = 1.0
+    for before, after in zip([0, *step_targets(0.2, 5)], step_targets(0.2, 5)):
+        remaining *= 1 - step_ratio(after, before)
+    assert remaining == pytest.approx(0.8)
+    with pytest.raises(ValueError):
+        step_ratio(0.1, 0.2)
+    with pytest.raises(ValueError, match="scope"):
+        prune_step(_net("cnn5"), _batches(), 0.2, "sideways")
+
+
+def test_a_history_that_does_not_fit_is_refused(tmp_path):
+    model = _net("cnn5")
+    prune_step(model, _batches(), 0.3)
+    save_model(model, tmp_path / "p.safetensors")
+    spec = copy.deepcopy(model.dflite_spec)
+    spec["pruning"][0][0] = "features.9.conv"
+    from dflite.nets.checkpoint import build_model
+
+    with pytest.raises(ValueError, match="pruning history"):
+        build_model({**spec, "layers": {}})
+
+
+# ---- distillation ----
+
+class _Refuse(nn.Module):
+    """A teacher that must not be asked."""
+
+    def forward(self, x):
+        raise AssertionError("alpha 0 needs no teacher pass")
+
+
+def test_alpha_zero_is_the_plain_loss():
+    logits, y = torch.randn(8, requires_grad=True), torch.randint(0, 2, (8,)).float()
+    crit = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0))
+    teacher = _Refuse()
+    teacher.register_parameter("w", nn.Parameter(torch.zeros(1)))
+    assert torch.equal(Distiller(teacher, 0.0)(logits, y, torch.zeros(8, 3, 4, 4), crit), crit(logits, y))
+
+
+def test_gradients_reach_only_the_student_and_the_soft_term_is_right():
+    student, teacher = _net("cnn5"), _net("cnn5", seed=1)
+    teacher.train()
+    kd = Distiller(teacher, 0.5, temperature=2.0)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 2, (4,)).float()
+    logits = student(x).squeeze(1)
+    loss = kd(logits, y, x, nn.BCEWithLogitsLoss())
+    loss.backward()
+    assert all(p.grad is None for p in teacher.parameters()) and not teacher.training
+    assert all(p.grad is not None for p in student.parameters())
+    with torch.no_grad():
+        t = teacher(x).squeeze(1)
+    want = 0.5 * 4 * nn.functional.binary_cross_entropy_with_logits(logits / 2, torch.sigmoid(t / 2)) + \
+        0.5 * nn.functional.binary_cross_entropy_with_logits(logits, y)
+    assert torch.allclose(loss, want)
+    # The soft term is smallest where the student says what the teacher says.
+    s = t.clone().requires_grad_(True)
+    soft_loss(s, t, 2.0).backward()
+    assert s.grad.abs().max() < 1e-6
+
+
+def test_a_teacher_of_another_size_sees_the_batch_resized():
+    teacher = _net("cnn5", size=64)
+    seen = []
+    teacher.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-1]))
+    kd = Distiller(teacher, 1.0)
+    kd(torch.zeros(2), torch.ones(2), torch.randn(2, 3, 32, 32), nn.BCEWithLogitsLoss())
+    assert seen == [64]
+    with pytest.raises(ValueError, match="alpha"):
+        Distiller(teacher, 1.5)
+
+
+# ---- deployment ----
+
+def test_onnx_export_fp32_and_int8(tmp_path):
+    model = _net("cnn5").eval()
+    fp32 = export_onnx(model, tmp_path / "m.onnx", 32)
+    x = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = session(fp32).run(None, {"input": x.numpy()})[0]
+    assert np.abs(got - want).max() < 1e-4  # and any batch size runs
+    calib = [torch.randn(8, 3, 32, 32).numpy() for _ in range(4)]
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", calib)
+    graph = onnx.load(str(int8)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    weight_scales = [i for i in graph.initializer if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] > 1]
+    assert weight_scales  # per-channel weight scales
+    zero_points = {i.data_type for i in graph.initializer if i.name.endswith("_zero_point")}
+    assert onnx.TensorProto.UINT8 in zero_points and onnx.TensorProto.INT8 in zero_points
+    q = session(int8).run(None, {"input": x.numpy()})[0]
+    assert np.corrcoef(q.ravel(), want.ravel())[0, 1] > 0.9
+    assert ort_latency_ms(int8, 32, threads=1, repeats=3, warmup=1) > 0
+    assert not list(tmp_path.glob("*.pre.onnx")) and not list(tmp_path.glob("*.part.onnx"))
+
+
+# ---- slimming runs ----
+
+CFG = TrainConfig(input_size=32, epochs=1, epoch_size=64, batch_size=16, warmup_epochs=0)
+FINETUNE = TrainConfig(input_size=32, epochs=1, epoch_size=32, batch_size=16, warmup_epochs=0, lr=5e-4)
+VARIANTS = [Variant(0.3, "global", 2), Variant(0.3, "local", 1, alpha=0.5), Variant(0.0, alpha=0.5)]
+
+
+def _slim(store) -> Slimming:
+    return Slimming("quick", "tiny", str(store.root), 0, "efficientnet_lite0",
+                    {"efficientnet_lite0": CFG, "cnn5": CFG}, FINETUNE, teacher="cnn5", calib_batches=1)
+
+
+def _run_all(s, store):
+    jobs, needs = slimming.plan(s, VARIANTS)
+    run_graph(slimming.train_job, {k: j for k, j in jobs.items() if not slimming.finished(j, store)}, needs,
+              workers=1, progress=False)
+    return {v.label: slimming.result_row(slimming.Job(s, variant=v, step=v.steps),
+                                         slimming.train_job(slimming.Job(s, variant=v, step=v.steps)))
+            for v in VARIANTS}
+
+
+def test_slimming_runs_prune_distil_and_resume_identically(train_store, tmp_path, monkeypatch):
+    s = _slim(train_store)
+    rows = _run_all(s, train_store)
+    dense = create_model("efficientnet_lite0", input_size=32)
+    for label, row in rows.items():
+        assert 0 <= row["auc"] <= 1 and row["variant"] == label
+    assert rows["KD α=0.5"]["params"] == count_parameters(dense)
+    two_step = rows["global 30% 2-step"]
+    assert two_step["params"] < 0.8 * count_parameters(dense)
+    # The 2-step variant's second step started from its first step's net, narrower still.
+    first = slimming.variant_run(s, VARIANTS[0], 1, train_store)
+    second = slimming.variant_run(s, VARIANTS[0], 2, train_store)
+    assert second.identity["settings"]["from"].endswith(first.dir.relative_to(first.dir.parents[1]).as_posix())
+    assert count_parameters(load_model(first.path("best.safetensors"))[0]) > two_step["params"]
+    assert second.identity["train"]["epoch_size"] == 16  # K steps share the fine-tuning images
+    # A study killed after its first pruning step resumes there and ends with the same numbers.
+    monkeypatch.setenv("DFLITE_DATA", str(tmp_path / "killed"))
+    jobs, needs = slimming.plan(s, VARIANTS[:1])
+    for key in [k for k in jobs if k[1] == "dense" or k[2] == 1]:
+        slimming.train_job(jobs[key])
+    again = _run_all(s, train_store)
+    for label in rows:
+        assert again[label]["auc"] == pytest.approx(rows[label]["auc"], abs=1e-6), label
+        assert again[label]["params"] == rows[label]["params"]
