@@ -83,3 +83,18 @@ def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, workers: int 
     bar.close()
     if failed is not None:
         raise JobError(*failed) from failed[1]
+
+
+def run_missing(fn: Callable, plans, done: Callable, workers: int = 2, progress: bool = True,
+                desc: str = "jobs") -> None:
+    """Run the jobs of every (jobs, needs) plan in `plans` whose work is not on disk yet (`done(job)` is
+    False), each after what it needs: `workers` processes on the CPU, one on a GPU (a run there has
+    the whole device)."""
+    import torch
+
+    jobs, needs = {}, {}
+    for planned, waits in plans:
+        todo = {k: job for k, job in planned.items() if not done(job)}
+        jobs.update(todo)
+        needs.update({k: waits[k] for k in todo})
+    run_graph(fn, jobs, needs, workers=1 if torch.cuda.is_available() else workers, progress=progress, desc=desc)

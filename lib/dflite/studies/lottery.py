@@ -17,10 +17,10 @@ from ..compress import lottery
 from ..compress.deploy import cpu_latency_ms, size_mb
 from ..compress.masks import Mask, schedule, sparse_size_mb
 from ..config import get_profile, override
-from ..engine.jobs import run_graph
+from ..engine.jobs import run_missing
 from ..engine.metrics import verdict
 from ..engine.runs import results_path, write_results
-from ..engine.train import input_size, select_device
+from ..engine.train import input_size
 from ..nets.checkpoint import load_model
 from . import crop_store, dataset_roots, train_config
 
@@ -100,14 +100,9 @@ def tickets(profile: str, dataset: str = "synthetic", data_root: str = "", seed:
     acc, bacc, auc, video_auc (test split). Writes results/tickets.csv."""
     study = study_settings(profile)
     planned = plan(profile, dataset, data_root, seed, workers)
-    jobs, needs = {}, {}
-    for ticket, store in planned:
-        j, n = lottery.plan(ticket, study.arms)
-        todo = {k: job for k, job in j.items() if not lottery.finished(job, store)}
-        jobs.update(todo)
-        needs.update({k: n[k] for k in todo})
-    parallel = 1 if select_device().type == "cuda" else study.workers
-    run_graph(lottery.train_job, jobs, needs, workers=parallel, progress=progress, desc="lottery runs")
+    stores = {ticket: store for ticket, store in planned}
+    run_missing(lottery.train_job, [lottery.plan(ticket, study.arms) for ticket, _ in planned],
+                lambda job: lottery.finished(job, stores[job.ticket]), study.workers, progress, "lottery runs")
     rows = []
     for ticket, store in planned:
         wanted = [lottery.Job(ticket, "dense")] + [lottery.Job(ticket, arm, level) for level in

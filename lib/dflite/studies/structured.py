@@ -30,10 +30,10 @@ from ..compress.slimming import Slimming, Variant
 from ..compress.structured import calibration_batches, channels_kept, prune_step
 from ..config import get_profile, override
 from ..data.loader import split_dataset
-from ..engine.jobs import run_graph
+from ..engine.jobs import run_missing
 from ..engine.metrics import binary_metrics, verdict
 from ..engine.runs import results_path, write_results
-from ..engine.train import input_size, select_device
+from ..engine.train import input_size
 from ..nets.checkpoint import layer_shapes, load_model
 from ..nets.models import count_parameters, create_model
 from . import crop_store, train_config
@@ -92,14 +92,9 @@ def runs(profile: str, dataset: str = "synthetic", data_root: str = "", workers:
     st = settings(profile)
     store = crop_store(profile, dataset, data_root, workers=workers)
     wanted = list(dict.fromkeys(v for group in variants(profile).values() for v in group))
-    jobs, needs = {}, {}
-    for seed in st.seeds:
-        j, n = slimming.plan(study(profile, store, dataset, seed), wanted)
-        todo = {k: job for k, job in j.items() if not slimming.finished(job, store)}
-        jobs.update(todo)
-        needs.update({k: n[k] for k in todo})
-    parallel = 1 if select_device().type == "cuda" else st.workers
-    run_graph(slimming.train_job, jobs, needs, workers=parallel, progress=progress, desc="structured runs")
+    plans = [slimming.plan(study(profile, store, dataset, seed), wanted) for seed in st.seeds]
+    run_missing(slimming.train_job, plans, lambda job: slimming.finished(job, store), st.workers, progress,
+                "structured runs")
     rows = []
     for seed in st.seeds:
         s = study(profile, store, dataset, seed)
