@@ -18,7 +18,7 @@ from dflite.compress.masks import (
     unpack_sparse,
 )
 from dflite.config import TrainConfig
-from dflite.engine.jobs import JobError, run_graph
+from dflite.engine.jobs import JobError, run_graph, run_missing
 from dflite.engine.metrics import verdict
 from dflite.nets.checkpoint import load_model
 from dflite.nets.models import count_parameters, create_model
@@ -115,6 +115,13 @@ def _record(key):  # a job for run_graph: spawned workers import it from this mo
     if key == "bad":
         raise ValueError("broken job")
     return key
+
+
+def test_run_missing_runs_only_what_is_not_done_across_plans():
+    order = []
+    plans = [({"a": "a", "b": "b"}, {"a": set(), "b": {"a"}}), ({"c": "c"}, {"c": {"b"}})]
+    run_missing(order.append, plans, lambda job: job == "a", workers=1, progress=False)
+    assert order == ["b", "c"]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
