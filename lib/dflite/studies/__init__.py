@@ -10,7 +10,7 @@ from ..config import TrainConfig, get_profile, override
 from ..data.extract import CropStore, extract, store_dir
 from .datasets import DATASETS, dataset_roots
 
-__all__ = ["DATASETS", "crop_store", "dataset_roots", "train_config"]
+__all__ = ["DATASETS", "crop_store", "dataset_roots", "mean_sd_cell", "train_config"]
 
 
 def crop_store(profile: str, dataset: str = "synthetic", data_root: str = "", kind: str = "ffpp", seed: int = 0,
@@ -32,3 +32,11 @@ def train_config(profile, model: str) -> TrainConfig:
     """The profile's training recipe for `model`: its TrainConfig with the model's own changes."""
     p = get_profile(profile) if isinstance(profile, str) else profile
     return override(p.train, **dict(p.recipes).get(model, {}))
+
+
+def mean_sd_cell(mean: float, sd: float, digits: int = 3) -> str:
+    """'mean ± sd' for a table cell; just the mean where there is no sd (one seed)."""
+    import math
+
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None and not math.isnan(sd) else "")
+

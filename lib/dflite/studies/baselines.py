@@ -15,7 +15,7 @@ from ..engine.train import RunResult, fit, input_size, seeded_model, select_devi
 from ..folders import write_json
 from ..nets.checkpoint import load_model
 from ..nets.models import count_parameters, create_model
-from . import crop_store, train_config
+from . import crop_store, mean_sd_cell, train_config
 
 __all__ = ["ablations", "histories", "mean_sd", "per_method", "plan_runs", "recipes", "results_table",
            "run_all", "train_dense", "train_models", "write_results"]
@@ -125,7 +125,7 @@ def mean_sd(table: pd.DataFrame, columns=SPREAD_COLUMNS, digits: int = 3) -> pd.
     out = table[["seeds"]].copy()
     for c in columns:
         sd = table[f"{c}_sd"]
-        out[c] = [f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if pd.notna(s) else "") for m, s in zip(table[c], sd)]
+        out[c] = [mean_sd_cell(m, s, digits) for m, s in zip(table[c], sd)]
     return out
 
 

@@ -22,7 +22,7 @@ from ..engine.metrics import verdict
 from ..engine.runs import results_path, write_results
 from ..engine.train import input_size
 from ..nets.checkpoint import load_model
-from . import crop_store, dataset_roots, train_config
+from . import crop_store, dataset_roots, mean_sd_cell, train_config
 
 __all__ = ["layer_sparsity", "levels_table", "mean_sd", "params_left", "recipes", "results_file", "sparse_cost",
            "summary", "tickets", "verdicts"]
@@ -127,8 +127,7 @@ def summary(table: pd.DataFrame, metrics=("auc", "acc", "bacc")) -> pd.DataFrame
 
 def mean_sd(summ: pd.DataFrame, metric: str = "auc", digits: int = 3) -> pd.DataFrame:
     """model x dataset x arm rows, one 'mean ± sd' column per sparsity (dense in its own column)."""
-    cell = [f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if pd.notna(s) else "")
-            for m, s in zip(summ[metric], summ[f"{metric}_sd"])]
+    cell = [mean_sd_cell(m, s, digits) for m, s in zip(summ[metric], summ[f"{metric}_sd"])]
     wide = summ.assign(cell=cell).reset_index().pivot_table(index=["model", "dataset", "arm"], columns="sparsity",
                                                             values="cell", aggfunc="first", sort=False)
     wide.columns = [f"{c:.0%}" for c in wide.columns]

@@ -36,7 +36,7 @@ from ..engine.runs import results_path, write_results
 from ..engine.train import input_size
 from ..nets.checkpoint import layer_shapes, load_model
 from ..nets.models import count_parameters, create_model
-from . import crop_store, train_config
+from . import crop_store, mean_sd_cell, train_config
 
 __all__ = ["alignment", "alpha_table", "channels", "comparison", "deploy", "final_table", "latency_table",
            "ratio_table", "recipes", "results_file", "runs", "settings", "speed_goals", "summary", "variants",
@@ -126,17 +126,13 @@ def summary(table: pd.DataFrame, metrics=("auc", "acc")) -> pd.DataFrame:
     return out
 
 
-def _cell(mean: float, sd: float, digits: int = 3) -> str:
-    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if pd.notna(sd) else "")
-
-
 def comparison(table: pd.DataFrame, group: list) -> pd.DataFrame:
     """AUC and ACC (mean ± sd), parameters, MACs and the thinnest layer's share of the variants in `group`."""
     summ = summary(table)
     rows = []
     for v in group:
         r = summ.loc[(_student(table), v.label)]
-        rows.append({"variant": v.label, "auc": _cell(r.auc, r.auc_sd), "acc": _cell(r.acc, r.acc_sd),
+        rows.append({"variant": v.label, "auc": mean_sd_cell(r.auc, r.auc_sd), "acc": mean_sd_cell(r.acc, r.acc_sd),
                      "params": int(r.params), "mmacs": r.mmacs, "thinnest_share": r.thinnest_share})
     return pd.DataFrame(rows).set_index("variant")
 
@@ -155,8 +151,8 @@ def ratio_table(profile: str, table: pd.DataFrame, metric: str = "auc") -> pd.Da
         plain, kd = Variant(r, st.sweep_scope, st.sweep_steps), Variant(r, st.sweep_scope, st.sweep_steps, st.alpha)
         rows.append({"ratio": f"{r:.0%}", "params": int(summ.loc[plain.label, "params"]),
                      "mmacs": summ.loc[plain.label, "mmacs"],
-                     "fine-tuned": _cell(summ.loc[plain.label, metric], summ.loc[plain.label, f"{metric}_sd"]),
-                     f"+ KD α={st.alpha:g}": _cell(summ.loc[kd.label, metric], summ.loc[kd.label, f"{metric}_sd"])})
+                     "fine-tuned": mean_sd_cell(*summ.loc[plain.label, [metric, f"{metric}_sd"]]),
+                     f"+ KD α={st.alpha:g}": mean_sd_cell(*summ.loc[kd.label, [metric, f"{metric}_sd"]])})
     return pd.DataFrame(rows).set_index("ratio")
 
 
@@ -164,9 +160,9 @@ def alpha_table(profile: str, table: pd.DataFrame) -> pd.DataFrame:
     """The KD alpha sweep on the dense student: AUC and ACC per alpha (alpha 0: the same training without a teacher)."""
     st = settings(profile)
     summ = summary(table).loc[_student(table)]
-    rows = [{"alpha": a, "auc": _cell(summ.loc[Variant(0.0, alpha=a).label, "auc"],
+    rows = [{"alpha": a, "auc": mean_sd_cell(summ.loc[Variant(0.0, alpha=a).label, "auc"],
                                       summ.loc[Variant(0.0, alpha=a).label, "auc_sd"]),
-             "acc": _cell(summ.loc[Variant(0.0, alpha=a).label, "acc"],
+             "acc": mean_sd_cell(summ.loc[Variant(0.0, alpha=a).label, "acc"],
                           summ.loc[Variant(0.0, alpha=a).label, "acc_sd"])} for a in st.alphas]
     return pd.DataFrame(rows).set_index("alpha")
 
