@@ -187,3 +187,71 @@ def test_celebdf_layout(tiny_set, tmp_path):
     (root / "List_of_testing_videos.txt").write_text("2 YouTube-real/00001.mp4\n")
     with pytest.raises(DatasetLayoutError, match="line 1"):
         extract("celebdf", root, tmp_path / "d", CFG, progress=False)
+
+
+# --- manipulation-mask crops -----------------------------------------------------------------------
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_every_fake_crop_gets_its_mask_cropped_with_the_same_box(tiny_set, tmp_path):
+    from dflite.data.faces import crop_square
+
+    store = extract("ffpp", tiny_set.ffpp_root, tmp_path / "m", CFG, workers=2, progress=False)
+    fakes = store.index[store.index["label"] == 1]
+    assert sorted(store.masks["crop"]) == sorted(fakes["crop"])   # every fake crop, and no real one
+    assert store.summary["mask_crops"] == len(fakes) and store.summary["mask_failures"] == 0
+    # Against the generator's own mask frames, cropped with the index's box: the stored crop lines up.
+    gt = tiny_set.ffpp_root / "ground_truth"
+    by_crop = dict(zip(store.masks["crop"], store.masks["mask"]))
+    for row in fakes.sample(6, random_state=0).itertuples():
+        stem = row.media_id.split("/")[1]
+        frames = cv2.imread(str(gt / row.method / f"{stem}_mask.png"), cv2.IMREAD_GRAYSCALE)
+        side = frames.shape[1]
+        truth = crop_square(frames[row.frame * side:(row.frame + 1) * side], (row.x, row.y, row.w, row.h),
+                            CFG.expand, CFG.size) > 127
+        stored = cv2.imread(str(store.root / by_crop[row.crop]), cv2.IMREAD_GRAYSCALE)
+        assert stored.shape == (48, 48) and set(np.unique(stored)) <= {0, 255}
+        assert _iou(stored > 127, truth) > 0.85, row.crop
+        # The wrong frame's mask lines up worse (the mask moves with the face's expression and pose).
+        other = (row.frame + 3) % (frames.shape[0] // side)
+        wrong = crop_square(frames[other * side:(other + 1) * side], (row.x, row.y, row.w, row.h),
+                            CFG.expand, CFG.size) > 127
+        assert _iou(stored > 127, truth) >= _iou(stored > 127, wrong)
+
+
+def test_a_store_made_before_mask_crops_gets_them_and_keeps_its_index(tiny_set, tmp_path):
+    out = tmp_path / "old"
+    full = extract("ffpp", tiny_set.ffpp_root, out, CFG, workers=1, progress=False)
+    fingerprint = full.fingerprint
+    # Turn it into a layout-1 store: no mask crops, no layout in the marker or the parts.
+    shutil.rmtree(out / "masks")
+    for name in ("masks.csv", "mask_failures.csv"):
+        (out / name).unlink()
+    marker = json.loads((out / "store.json").read_text())
+    marker.pop("layout")
+    (out / "store.json").write_text(json.dumps(marker))
+    for p in (out / "parts").glob("*.json"):
+        part = json.loads(p.read_text())
+        part.pop("layout")
+        part.pop("masks", None)
+        p.write_text(json.dumps(part))
+    upgraded = extract("ffpp", tiny_set.ffpp_root, out, CFG, workers=1, progress=False)
+    assert upgraded.fingerprint == fingerprint       # same crops, so every run keyed by it stays valid
+    assert len(upgraded.masks) == (upgraded.index["label"] == 1).sum()
+
+
+def test_a_broken_mask_video_costs_its_masks_not_its_crops(tiny_set, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_set.ffpp_root, root)
+    broken = sorted((root / "manipulated_sequences/Deepfakes/masks/videos").glob("*.mp4"))[0]
+    broken.write_text("not a video\n")
+    store = extract("ffpp", root, tmp_path / "s", CFG, workers=1, progress=False)
+    media = f"Deepfakes/{broken.stem}"
+    assert (store.index["media_id"] == media).sum() >= 1          # the crops survive
+    assert media not in set(store.failures["media_id"])
+    failures = pd.read_csv(store.root / "mask_failures.csv")
+    assert list(failures["media_id"]) == [media] and failures["reason"].str.contains("undecodable").all()
+    assert not store.masks["crop"].str.contains(media).any()
+    assert store.summary["mask_failures"] == 1

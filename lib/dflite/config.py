@@ -29,7 +29,9 @@ class SynthConfig:
     difficulty: float = 0.5          # 0 = blatant artifacts, 1 = faintest (see synth.manipulate)
     camera_noise: float = 0.01       # sensor noise sigma (0..1 intensity)
     split: tuple = (0.7, 0.15, 0.15)  # train/val/test fractions of identity pairs
-    of_images: tuple = (60, 16, 16, 16)  # OpenForensics-style images per Train/Val/Test-Dev/Test-Challenge
+    # OpenForensics-style images per Train/Val/Test-Dev/Test-Challenge (~2.5 faces each): enough test faces
+    # (~100) for notebook 05 to read a transfer AUC to a few points; 60/16 gave 29 test faces.
+    of_images: tuple = (240, 40, 40, 40)
     of_size: tuple = (320, 240)      # OpenForensics-style image width, height
     of_faces: tuple = (1, 4)         # faces per scene image, min and max
 
@@ -181,6 +183,28 @@ class StructuredStudy:
 
 
 @dataclass(frozen=True)
+class TransferStudy:
+    """Notebook 05: tickets and models carried across datasets, compressions and held-out methods."""
+
+    models: tuple = ("cnn5",)        # ticket transfer and held-out methods (quick: CNN-5, the cheapest learner)
+    seeds: tuple = (0, 1)            # ticket studies on both datasets at each seed
+    levels: tuple = (2, 3, 4)        # IMP levels carried: 40/60/80 % of the study schedule
+    heldout_seeds: tuple = (0,)      # held-out-method runs at each seed (5 runs per seed and model)
+    compression: str = "c40"         # the other FF++ compression every FF++ model is also scored on
+    workers: int = 2                 # runs trained at once on the CPU, one thread each (1 on a GPU)
+
+
+@dataclass(frozen=True)
+class GradcamStudy:
+    """Notebook 06: Grad-CAM of dense and pruned detectors scored against the manipulation masks."""
+
+    per_method: int = 24             # test fake crops scored per manipulation method (each with its mask)
+    road_per_method: int = 3         # of those, how many also get ROAD (a sparse solve per crop and percentile)
+    seed: int = 0                    # which crops are drawn
+    keep: float = 0.9                # "keeps its focus": the pruned net's energy ratio is >= this x the dense net's
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything a profile sets, one section per stage."""
 
@@ -191,6 +215,8 @@ class Profile:
     baselines: BaselineStudy = field(default_factory=BaselineStudy)
     lottery: LotteryStudy = field(default_factory=LotteryStudy)
     structured: StructuredStudy = field(default_factory=StructuredStudy)
+    transfer: TransferStudy = field(default_factory=TransferStudy)
+    gradcam: GradcamStudy = field(default_factory=GradcamStudy)
     recipes: dict = field(default_factory=dict)  # model -> its TrainConfig changes (input size, budget)
 
 
@@ -209,6 +235,8 @@ PROFILES = {
         lottery=LotteryStudy(models=STUDY_MODELS, kinds=("ffpp", "openforensics"), seeds=(0, 1, 2), workers=1),
         structured=StructuredStudy(seeds=(0, 1, 2), workers=1, latency_repeats=100,
                                    finetune={"epochs": 3, "epoch_size": 0, "lr": 5e-4, "warmup_epochs": 0}),
+        transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), heldout_seeds=(0, 1, 2), workers=1),
+        gradcam=GradcamStudy(per_method=100, road_per_method=20),
     ),
     # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
     "paper": Profile(
@@ -224,6 +252,8 @@ PROFILES = {
                              workers=1),
         structured=StructuredStudy(seeds=(0, 1, 2), workers=1, kd_from="init", latency_repeats=100,
                                    finetune={"epochs": 5, "epoch_size": 0, "lr": 1e-4, "warmup_epochs": 0}),
+        transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), heldout_seeds=(0, 1, 2), workers=1),
+        gradcam=GradcamStudy(per_method=200, road_per_method=20),
     ),
 }
 

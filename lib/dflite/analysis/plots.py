@@ -145,12 +145,12 @@ def training_curves(history, title: str = ""):
     return fig
 
 
-def method_heatmap(table, title: str = "test AUC per manipulation method"):
+def method_heatmap(table, title: str = "test AUC per manipulation method", vmin: float = 0.5, vmax: float = 1.0):
     """Models x methods heatmap of a per-method score table (e.g. studies.baselines.per_method)."""
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(1.3 * table.shape[1] + 2.5, 0.45 * table.shape[0] + 1.2))
-    sns.heatmap(table, annot=True, fmt=".2f", vmin=0.5, vmax=1.0, cmap="viridis", cbar=False, ax=ax)
+    sns.heatmap(table, annot=True, fmt=".2f", vmin=vmin, vmax=vmax, cmap="viridis", cbar=False, ax=ax)
     ax.set(title=title, xlabel="", ylabel="")
     fig.tight_layout()
     return fig
@@ -220,5 +220,90 @@ def slimming_curves(summary, student: str, reference: str, ratios, alphas, alpha
     right.set(xlabel="KD alpha (0 = no teacher)", ylabel="test AUC", title="distillation, unpruned")
     left.legend(fontsize=7, loc="lower left")
     right.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def cam_grid(images, masks, cams: dict, methods):
+    """Notebook 06: one row per method: the crop with its mask outlined, then each model's Grad-CAM with the
+    mask's outline (red: high; dark blue everywhere: Grad-CAM found no positive evidence)."""
+    n, cols = len(methods), 1 + len(cams)
+    fig, axes = plt.subplots(n, cols, figsize=(1.5 * cols, 1.55 * n), squeeze=False, dpi=FRAME_DPI)
+    for i, method in enumerate(methods):
+        outline, _ = cv2.findContours(masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        shown = cv2.drawContours(np.ascontiguousarray(images[i]).copy(), outline, -1, (255, 255, 0), 1)
+        axes[i, 0].imshow(shown)
+        axes[i, 0].set_ylabel(method, fontsize=8)
+        for j, (label, maps) in enumerate(cams.items(), start=1):
+            # The map alone in 8 colour levels, the mask outlined over it: a map blended over the photo
+            # stores at ~4x the size in the notebook, and the crop is in the first column.
+            axes[i, j].imshow(maps[i], cmap=plt.get_cmap("jet", 8), vmin=0, vmax=1)
+            axes[i, j].contour(masks[i], levels=[0.5], colors="white", linewidths=0.6)
+            if i == 0:
+                axes[i, j].set_title(label, fontsize=8)
+    axes[0, 0].set_title("crop + mask", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def focus_curves(table, score: str = "energy_ratio"):
+    """Notebook 06: a Grad-CAM score against sparsity per model (mean over methods, ± sd over seeds), one
+    line per pruned variant from its dense net at 0 %; the dashed line is a uniform map's (1 for the energy ratio)."""
+    import pandas as pd
+    import seaborn as sns
+
+    per_seed = table.groupby(["model", "variant", "sparsity", "seed"], as_index=False, sort=False)[score].mean()
+    # Every pruned variant's line starts at its dense net (0 %); models with nothing pruned are left out.
+    lines = []
+    for (model, variant), part in per_seed.groupby(["model", "variant"], sort=False):
+        if variant != "dense":
+            dense = per_seed[(per_seed.model == model) & (per_seed.variant == "dense")]
+            lines.append(pd.concat([dense.assign(variant=variant), part]))
+    per_seed = pd.concat(lines, ignore_index=True)
+    per_seed["sparsity %"] = per_seed["sparsity"] * 100
+    models = list(per_seed["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.0), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        part = per_seed[per_seed.model == model]
+        sns.lineplot(part, x="sparsity %", y=score, hue="variant", style="variant", markers=True, dashes=False,
+                     errorbar="sd", err_style="bars", ax=ax)
+        if score == "energy_ratio":
+            ax.axhline(1.0, color="grey", ls="--", lw=0.8)
+        ax.set(title=model, xlabel="sparsity / channels pruned (%)", ylabel=score.replace("_", " "))
+        ax.legend(fontsize=6, title=None)
+    fig.tight_layout()
+    return fig
+
+
+def transfer_curves(table):
+    """Notebook 05: test AUC on the target against sparsity, one panel per direction: the carried ticket,
+    the random mask, the ticket found on the target (± sd over seeds), and the target's dense net (band)."""
+    import seaborn as sns
+
+    t = table[table.kind.isin(["ticket", "random_mask"])].copy()
+    t["arm"] = t.kind.map({"ticket": "carried ticket", "random_mask": "random mask"})
+    t.loc[(t.kind == "ticket") & (t.source == t.target), "arm"] = "found on target"
+    t["sparsity %"] = t["sparsity"] * 100
+    pairs = [p for p in t[["source", "target"]].drop_duplicates().itertuples(index=False) if p.source != p.target]
+    if not pairs:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no ticket transfer on this dataset", ha="center", va="center")
+        return fig
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 3.1), squeeze=False, sharey=True)
+    for ax, (source, target) in zip(axes[0], pairs):
+        part = t[(t.target == target) & ((t.source == source) | (t.source == target))]
+        dense = table[(table.kind == "dense") & (table.target == target)]["auc"]
+        ax.axhspan(dense.mean() - np.nan_to_num(dense.std()), dense.mean() + np.nan_to_num(dense.std()),
+                   color="grey", alpha=0.2, lw=0)
+        ax.axhline(dense.mean(), color="grey", lw=1)
+        sns.lineplot(part, x="sparsity %", y="auc", hue="arm", style="arm", markers=True, dashes=False,
+                     errorbar="sd", err_style="bars", ax=ax)
+        ax.set(title=f"{source} → {target}", xlabel="sparsity (% of weights pruned)", ylabel="test AUC on target")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7, title=None, loc="lower left")
     fig.tight_layout()
     return fig

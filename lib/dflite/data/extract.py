@@ -1,5 +1,9 @@
 """Face-crop extraction: media records -> a crop store (crops, index.csv, failures.csv, summary.json).
 
+A fake video with a manipulation mask video (FF++'s `masks/videos`, which the synthetic set writes
+too) also gets, for every face crop, the mask cropped with the same box: `masks/` and `masks.csv`
+(crop, mask), beside the index so the index, and the fingerprint runs are keyed by, stay as they were.
+
 Parallel over videos (processes) and resumable: each video's result is written as one part file
 after its crops, so a killed run redoes at most the videos in flight and ends with the same index
 as an uninterrupted one. A bad video is recorded in failures.csv and skipped; the job goes on.
@@ -18,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -31,7 +36,9 @@ from .synth import MARKER as SYNTH_MARKER
 from .video import VideoError, captured_stderr, read_sampled, sample_frame_indices
 
 MARKER = "store.json"
-OWNED = ("crops", "parts", "index.csv", "media.csv", "failures.csv", "skipped.csv", "summary.json", MARKER)
+OWNED = ("crops", "masks", "parts", "index.csv", "masks.csv", "mask_failures.csv", "media.csv", "failures.csv",
+         "skipped.csv", "summary.json", MARKER)
+LAYOUT = 2  # 2: mask crops of fakes with a mask video; a store of layout 1 gets them on its next extract
 DATASETS = ("ffpp", "openforensics", "celebdf", "dfdc")
 STAGES = ("decode", "detect", "crop", "write")
 INDEX_COLUMNS = ["media_id", "frame", "face", "label", "method", "split", "group", "compression",
@@ -50,6 +57,7 @@ class CropStore:
     config: dict            # the ExtractConfig it was made with (store.json)
     kind: str = ""          # the dataset adapter it read: ffpp | openforensics | celebdf
     synthetic: bool = False  # read from a set dflite generated (not real data)
+    masks: pd.DataFrame = None  # crop -> its manipulation mask crop (fakes with a mask video only)
 
     @property
     def fingerprint(self) -> str:
@@ -140,6 +148,25 @@ def _row(r: MediaRecord, frame: int, face: int, box, detected: bool, crop: Path,
             "source": listed(r.path, root)}
 
 
+def _mask_frames(r: MediaRecord, got: list, result: dict) -> dict:
+    """{frame index: grey uint8 mask} of the sampled frames from a fake's mask video ({} without one).
+
+    A mask video that is missing frames or will not decode costs the masks, not the crops: the reason
+    goes into the result's mask_failure (mask_failures.csv)."""
+    result["masks"] = []
+    if not r.mask_path:
+        return {}
+    result["mask_failure"] = None
+    try:
+        have, frames = read_sampled(r.mask_path, got)
+    except VideoError as e:
+        result["mask_failure"] = f"{e.reason}: {e.detail}"
+        return {}
+    if len(have) < len(got):
+        result["mask_failure"] = f"mask video has {len(have)} of the {len(got)} sampled frames"
+    return {i: f if f.ndim == 2 else f[..., 1] for i, f in zip(have, frames)}  # H.264 grey: any channel
+
+
 def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> dict:
     """Sample, decode, detect, crop and write one video; returns its rows, failure and stage times."""
     times = dict.fromkeys(STAGES, 0.0)
@@ -158,6 +185,9 @@ def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> 
         result["failure"] = {"reason": "no frames", "detail": "the container holds no decodable frame"}
         return result
     result["sampled"] = len(frames)
+    t = time.perf_counter()
+    masks = _mask_frames(r, got, result)
+    times["decode"] += time.perf_counter() - t
     haar = haar_config(cfg)
     tracking = cfg.track and not cfg.all_faces
     previous = None
@@ -178,6 +208,12 @@ def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> 
             path = out / "crops" / r.media_id / f"{idx:05d}_{k}.png"
             t = time.perf_counter()
             write_png(path, crop, fast=True)
+            if idx in masks:
+                # Same box, same expansion; resampling blurs the edge, so threshold back to 0/255.
+                mask_path = out / "masks" / r.media_id / f"{idx:05d}_{k}.png"
+                mask = crop_square(masks[idx], box, cfg.expand, cfg.size)
+                write_png(mask_path, np.where(mask > 127, 255, 0).astype(np.uint8), fast=True)
+                result["masks"].append([str(path.relative_to(out)), str(mask_path.relative_to(out))])
             times["write"] += time.perf_counter() - t
             result["rows"].append(_row(r, idx, k, box, True, path, out, root))
     if not result["rows"]:
@@ -226,9 +262,10 @@ def _job(args) -> str:
     part = _part_path(out, key)
     if part.is_file():
         return key
-    crops = out / "crops" / key
-    if crops.exists():
-        shutil.rmtree(crops)
+    crops, masks = out / "crops" / key, out / "masks" / key
+    for folder in (crops, masks):
+        if folder.exists():
+            shutil.rmtree(folder)
     stat = file_stat(records[0].path)
     with captured_stderr() as err:
         try:
@@ -240,15 +277,16 @@ def _job(args) -> str:
             result = {"rows": [], "failure": {"reason": "error", "detail": f"{type(e).__name__}: {e}"},
                       "times": dict.fromkeys(STAGES, 0.0), "sampled": 0, "with_face": 0}
     if result["failure"]:
-        if crops.exists():
-            shutil.rmtree(crops)
-        result["rows"] = []
+        for folder in (crops, masks):
+            if folder.exists():
+                shutil.rmtree(folder)
+        result["rows"], result["masks"] = [], []
         detail = result["failure"].get("detail", "")
         if err["text"].strip():
             detail = f"{detail}; decoder said: {' | '.join(err['text'].split())}"
         result["failure"] = {"media_id": key, "path": listed(records[0].path, root), **result["failure"],
                              "detail": scrub(detail, root)[:400]}
-    result.update(media_id=key, stat=stat)
+    result.update(media_id=key, stat=stat, layout=LAYOUT)
     write_json(part, result)
     return key
 
@@ -273,6 +311,7 @@ SKIP_REASONS = {"ffpp": "in no split file (splits/*.json)", "dfdc": "not in its 
 def _assemble(out: Path, jobs: list, skipped: list, cfg: ExtractConfig, dataset: str, root: Path,
               wall: float) -> None:
     rows, failures, media, times = [], [], [], defaultdict(float)
+    masks, mask_failures = [], []
     sampled = with_face = 0
     for key, recs in jobs:
         part = json.loads(_part_path(out, key).read_text())
@@ -292,6 +331,10 @@ def _assemble(out: Path, jobs: list, skipped: list, cfg: ExtractConfig, dataset:
                       "failure": part["failure"]["reason"] if part["failure"] else ""})
         if part["failure"]:
             failures.append(part["failure"])
+        masks += part.get("masks", [])
+        if part.get("mask_failure"):
+            mask_failures.append({"media_id": key, "path": listed(recs[0].mask_path, root),
+                                  "reason": scrub(part["mask_failure"], root)[:400]})
         for k, v in part["times"].items():
             times[k] += v
         sampled += part["sampled"]
@@ -303,12 +346,15 @@ def _assemble(out: Path, jobs: list, skipped: list, cfg: ExtractConfig, dataset:
     pd.DataFrame(media).to_csv(out / "media.csv", index=False)
     pd.DataFrame(failures, columns=["media_id", "path", "reason", "detail"]).sort_values("media_id").to_csv(
         out / "failures.csv", index=False)
+    pd.DataFrame(masks, columns=["crop", "mask"]).sort_values("crop").to_csv(out / "masks.csv", index=False)
+    pd.DataFrame(mask_failures, columns=["media_id", "path", "reason"]).to_csv(out / "mask_failures.csv",
+                                                                               index=False)
     reason = SKIP_REASONS.get(dataset, "in no split")
     pd.DataFrame([{"media_id": r.media_id, "path": listed(r.path, root), "reason": reason} for r in skipped],
                  columns=["media_id", "path", "reason"]).to_csv(out / "skipped.csv", index=False)
     write_json(out / "summary.json", {
         "media": len(jobs), "failed": len(failures), "skipped": len(skipped), "crops": len(index),
-        "sampled": sampled, "with_face": with_face,
+        "sampled": sampled, "with_face": with_face, "mask_crops": len(masks), "mask_failures": len(mask_failures),
         "detection_rate": round(with_face / sampled, 4) if sampled else None,
         "stage_seconds": {k: round(times[k], 2) for k in STAGES},
         "wall_seconds": round(wall, 2),
@@ -324,10 +370,11 @@ def load_store(out) -> CropStore:
     if not made.get("complete"):
         raise FileNotFoundError(f"no finished crop store at {paths.show(out)}: run `dflite extract` "
                                 "(or notebook 01) first")
+    masks = pd.read_csv(out / "masks.csv") if (out / "masks.csv").is_file() else pd.DataFrame(columns=["crop", "mask"])
     return CropStore(out, pd.read_csv(out / "index.csv", dtype={"group": str, "compression": str}),
                      pd.read_csv(out / "media.csv", keep_default_na=False), pd.read_csv(out / "failures.csv"),
                      json.loads((out / "summary.json").read_text()), made["config"], made.get("dataset", ""),
-                     bool(made.get("synthetic")))
+                     bool(made.get("synthetic")), masks)
 
 
 class IncompleteStoreError(RuntimeError):
@@ -372,9 +419,12 @@ def _drop_stale(out: Path, jobs: list, mine) -> int:
             dropped += 1
     for key, recs in jobs:
         part = _part_path(out, key)
-        if key in mine and part.is_file() and json.loads(part.read_text()).get("stat") != file_stat(recs[0].path):
-            part.unlink()  # _job empties its crop folder before redoing it
-            dropped += 1
+        if key in mine and part.is_file():
+            made = json.loads(part.read_text())
+            # Changed on disk, or made before mask crops existed while this media has a mask video.
+            if made.get("stat") != file_stat(recs[0].path) or (recs[0].mask_path and made.get("layout") != LAYOUT):
+                part.unlink()  # _job empties its crop folder before redoing it
+                dropped += 1
     return dropped
 
 
@@ -412,7 +462,8 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
             grouped[r.media_id].append(r)
     jobs = sorted(grouped.items())
     fingerprint = _media_fingerprint(jobs, root)
-    if action == "reuse" and json.loads((out / MARKER).read_text()).get("media") == fingerprint:
+    made = json.loads((out / MARKER).read_text()) if action == "reuse" else {}
+    if made.get("media") == fingerprint and made.get("layout") == LAYOUT:
         return load_store(out)
     if action == "replace":
         clear(out, OWNED)
@@ -444,5 +495,5 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
         return None  # other shards still to finish; the last one to end assembles
     _assemble(out, jobs, skipped, cfg, dataset, root, time.perf_counter() - started)
     write_marker(out, MARKER, {**want, "complete": True, "version": __version__, "synthetic": is_synthetic(root),
-                               "media": fingerprint})
+                               "media": fingerprint, "layout": LAYOUT})
     return load_store(out)

@@ -57,13 +57,7 @@ class CropDataset:
         """The crop at the model's input size as uint8 (3, S, S)."""
         if self.images is not None:
             return self.images[i]
-        path = self.root / self.rows.at[i, "crop"]
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"cannot read crop {path}: the crop store is damaged; re-run `dflite extract --force`")
-        if bgr.shape[0] != self.size:
-            bgr = cv2.resize(bgr, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).contiguous()
+        return read_crop(self.root / self.rows.at[i, "crop"], self.size)
 
     def batch(self, idx) -> tuple:
         idx = torch.as_tensor(idx, dtype=torch.long)
@@ -76,6 +70,30 @@ class CropDataset:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             yield (*self.batch(idx), idx)
+
+
+def _read(path, flags: int, what: str) -> np.ndarray:
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise ValueError(f"cannot read {what} {paths.show(path)}: the crop store is damaged; "
+                         "re-run `dflite extract --force`")
+    return image
+
+
+def read_crop(path, size: int) -> torch.Tensor:
+    """A stored crop at `size` px as RGB uint8 (3, S, S)."""
+    bgr = _read(path, cv2.IMREAD_COLOR, "crop")
+    if bgr.shape[0] != size:
+        bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).contiguous()
+
+
+def read_mask(path, size: int) -> np.ndarray:
+    """A stored manipulation-mask crop at `size` px as bool (S, S): the pixels more than half manipulated."""
+    grey = _read(path, cv2.IMREAD_GRAYSCALE, "mask crop").astype(np.float32) / 255
+    if grey.shape[0] != size:
+        grey = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)
+    return grey > 0.5
 
 
 _HELD: dict = {}  # (store root, split, size, rows hash) -> CropDataset, the last three a process used

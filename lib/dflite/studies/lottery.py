@@ -72,25 +72,27 @@ def levels_table(profile: str) -> pd.DataFrame:
                          "weights_left": [round(1 - s, 4) for s in sparsities]}).set_index("level")
 
 
-def _label(dataset: str, kind: str) -> str:
+def label(dataset: str, kind: str) -> str:
     """The dataset as runs and tables name it: the real dataset, or synthetic-<kind>."""
     return kind if dataset == kind else f"{dataset}-{kind}"
+
+
+def ticket(profile: str, model: str, dataset: str, kind: str, store, seed: int) -> lottery.Ticket:
+    """The profile's ticket study of `model` on `store` (of `kind`) at `seed` (notebooks 03 and 05 share it)."""
+    study = study_settings(profile)
+    return lottery.Ticket(profile, model, label(dataset, kind), str(store.root), lottery_config(profile, model), seed,
+                          schedule(study.schedule, study.levels), study.scope, study.prune_classifier,
+                          study.rewind_epoch, study.schedule)
 
 
 def plan(profile: str, dataset: str = "synthetic", data_root: str = "", seed: int = 0, workers: int = 2) -> list:
     """[(Ticket, store)] for every model, crop store (kind) and seed of the profile's study."""
     study = study_settings(profile)
     roots = dataset_roots(dataset, data_root, profile, seed)
-    sparsities = schedule(study.schedule, study.levels)
     out = []
     for kind in (k for k in study.kinds if roots.get(k) is not None):
         store = crop_store(profile, dataset, data_root, kind=kind, seed=seed, workers=workers)
-        for model in study.models:
-            cfg = lottery_config(profile, model)
-            for s in study.seeds:
-                out.append((lottery.Ticket(profile, model, _label(dataset, kind), str(store.root), cfg, s, sparsities,
-                                           study.scope, study.prune_classifier, study.rewind_epoch, study.schedule),
-                            store))
+        out += [(ticket(profile, model, dataset, kind, store, s), store) for model in study.models for s in study.seeds]
     return out
 
 
