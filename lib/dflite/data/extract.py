@@ -167,6 +167,29 @@ def _mask_frames(r: MediaRecord, got: list, result: dict) -> dict:
     return {i: f if f.ndim == 2 else f[..., 1] for i, f in zip(have, frames)}  # H.264 grey: any channel
 
 
+def faces_in_frames(got: list, frames: list, cfg: ExtractConfig, times: dict) -> list:
+    """The face step `extract` and `detect` share, in memory: per sampled frame the biggest face (searched
+    near the previous sampled frame's first) or every face, as [(frame index, face number, box, crop)].
+    Adds the seconds spent to times["detect"] and times["crop"]."""
+    haar = haar_config(cfg)
+    tracking = cfg.track and not cfg.all_faces
+    previous, hits = None, []
+    for idx, frame in zip(got, frames):
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        t = time.perf_counter()
+        boxes = detect_near(frame, previous, haar) if tracking else detect_faces(frame, haar)
+        times["detect"] += time.perf_counter() - t
+        if len(boxes) == 0:
+            continue
+        previous = boxes[0]
+        for k, box in enumerate(boxes if cfg.all_faces else boxes[:1]):
+            t = time.perf_counter()
+            hits.append((idx, k, box, crop_square(frame, box, cfg.expand, cfg.size)))
+            times["crop"] += time.perf_counter() - t
+    return hits
+
+
 def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> dict:
     """Sample, decode, detect, crop and write one video; returns its rows, failure and stage times."""
     times = dict.fromkeys(STAGES, 0.0)
@@ -188,34 +211,20 @@ def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> 
     t = time.perf_counter()
     masks = _mask_frames(r, got, result)
     times["decode"] += time.perf_counter() - t
-    haar = haar_config(cfg)
-    tracking = cfg.track and not cfg.all_faces
-    previous = None
-    for idx, frame in zip(got, frames):
-        if frame.ndim == 2:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    hits = faces_in_frames(got, frames, cfg, times)
+    result["with_face"] = len({idx for idx, *_ in hits})
+    for idx, k, box, crop in hits:
+        path = out / "crops" / r.media_id / f"{idx:05d}_{k}.png"
         t = time.perf_counter()
-        boxes = detect_near(frame, previous, haar) if tracking else detect_faces(frame, haar)
-        times["detect"] += time.perf_counter() - t
-        if len(boxes) == 0:
-            continue
-        previous = boxes[0]
-        result["with_face"] += 1
-        for k, box in enumerate(boxes if cfg.all_faces else boxes[:1]):
-            t = time.perf_counter()
-            crop = crop_square(frame, box, cfg.expand, cfg.size)
-            times["crop"] += time.perf_counter() - t
-            path = out / "crops" / r.media_id / f"{idx:05d}_{k}.png"
-            t = time.perf_counter()
-            write_png(path, crop, fast=True)
-            if idx in masks:
-                # Same box, same expansion; resampling blurs the edge, so threshold back to 0/255.
-                mask_path = out / "masks" / r.media_id / f"{idx:05d}_{k}.png"
-                mask = crop_square(masks[idx], box, cfg.expand, cfg.size)
-                write_png(mask_path, np.where(mask > 127, 255, 0).astype(np.uint8), fast=True)
-                result["masks"].append([str(path.relative_to(out)), str(mask_path.relative_to(out))])
-            times["write"] += time.perf_counter() - t
-            result["rows"].append(_row(r, idx, k, box, True, path, out, root))
+        write_png(path, crop, fast=True)
+        if idx in masks:
+            # Same box, same expansion; resampling blurs the edge, so threshold back to 0/255.
+            mask_path = out / "masks" / r.media_id / f"{idx:05d}_{k}.png"
+            mask = crop_square(masks[idx], box, cfg.expand, cfg.size)
+            write_png(mask_path, np.where(mask > 127, 255, 0).astype(np.uint8), fast=True)
+            result["masks"].append([str(path.relative_to(out)), str(mask_path.relative_to(out))])
+        times["write"] += time.perf_counter() - t
+        result["rows"].append(_row(r, idx, k, box, True, path, out, root))
     if not result["rows"]:
         result["failure"] = {"reason": "no face", "detail": f"no face in {len(frames)} sampled frames"}
     return result
