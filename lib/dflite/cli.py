@@ -137,6 +137,23 @@ def _inspect(args) -> int:
     return 0
 
 
+def _detect(args) -> int:
+    from .analysis import detect
+    from .config import get_profile, override
+
+    try:
+        model, _ = detect.load_detector(args.run, args.weights)
+        cfg = override(get_profile(args.profile).extract, frames=args.frames)
+        rule = detect.Rule(args.rule, args.threshold, args.share)
+        reports = detect.detect_all(args.paths, model, args.out, cfg, rule, progress=not args.quiet)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"dflite detect: {e}", file=sys.stderr)
+        return 2
+    for r in reports:
+        print(f"{r['input']}: {r['verdict']}" + (f" {r['score']:.3f}" if r.get("score") is not None else ""))
+    return 1 if any(r["verdict"] == "error" for r in reports) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import PROFILES
 
@@ -200,6 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="torch threads on the CPU (default 1: results depend on the count)")
     t.add_argument("--out", help="run folder (default: data/runs/<profile>/train_<model>_<dataset>_<hash>/seed_<s>)")
     t.set_defaults(func=_train)
+
+    d = sub.add_parser("detect", help="score videos, images or folders of them with a trained detector",
+                       description="Sample frames, find faces (extract's own step), score each face, give each "
+                                   "video a verdict, write a JSON report per input and an annotated mp4 per video. "
+                                   "Detectors trained on the synthetic data are not real-world detectors.")
+    d.add_argument("paths", nargs="+", help="videos, images or folders")
+    src = d.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="a finished run folder (its best weights)")
+    src.add_argument("--weights", help="a weights file saved by dflite (safetensors with its spec)")
+    d.add_argument("--out", default="detections", help="report folder (default: ./detections)")
+    d.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="face detection settings")
+    d.add_argument("--frames", type=int, default=16, help="frames sampled per video (default 16)")
+    d.add_argument("--rule", default="frames", choices=["frames", "mean"], help="verdict rule (see README)")
+    d.add_argument("--threshold", type=float, default=0.5, help="a face is fake at or above this probability")
+    d.add_argument("--share", type=float, default=0.5, help="frames rule: fake when this share of face frames are")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_detect)
 
     i = sub.add_parser("inspect", help="report what a real dataset root holds",
                        description="Check a FaceForensics++, OpenForensics or DFDC root, count what it holds "

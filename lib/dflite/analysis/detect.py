@@ -165,3 +165,34 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
         report["video"] = Path(video_out).name
     report["seconds"] = {k: round(v, 4) for k, v in times.items()}
     return report
+
+
+def detect_all(paths, model, out, cfg: ExtractConfig = ExtractConfig(), rule: Rule = Rule(), progress: bool = True,
+               videos: bool = True) -> list:
+    """Score every input (folders expanded); a JSON report per input in `out` (and an annotated mp4 per
+    video); a file that fails is recorded with its reason in its report and in summary.json, the rest go on.
+    An existing report is never overwritten: remove it (or choose another --out) to score again."""
+    import json
+
+    from tqdm import tqdm
+
+    from ..folders import write_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for path in tqdm(expand_inputs(paths), desc="detect", unit="file", disable=not progress):
+        target = out / f"{path.stem}.json"
+        if target.exists():
+            reports.append(json.loads(target.read_text()))
+            continue
+        try:
+            report = detect_media(path, model, cfg, rule, video_out=out / f"{path.stem}.mp4" if videos else None)
+        except (VideoError, OSError, RuntimeError) as e:
+            reason = str(getattr(e, "reason", "")) or type(e).__name__
+            report = {"input": path.name, "verdict": "error", "error": reason, "detail": str(e)[:400]}
+        write_json(target, report)
+        reports.append(report)
+    write_json(out / "summary.json", {"inputs": len(reports), "rule": asdict(rule),
+                                      "verdicts": {r["input"]: r["verdict"] for r in reports}})
+    return reports
