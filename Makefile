@@ -7,17 +7,17 @@ STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test lab notebooks bench clean-runs
+.PHONY: help setup reproduce test demo browser-test lab notebooks bench clean-runs
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  (PROFILE=quick|standard|paper for reproduce; default quick; DATA_ROOT=/path/to/FaceForensics++ with paper)"
 
-setup: $(STAMP) ## create .venv and install dflite editable with dev tools
+setup: $(STAMP) ## create .venv and install dflite editable with dev tools and the demo
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,demo]'
 	@touch $(STAMP)
 
 reproduce: setup ## run every notebook in order with papermill (PROFILE=quick by default)
@@ -27,6 +27,13 @@ test: setup ## lint, unit tests, then nbval over the committed notebooks
 	$(VENV)/bin/ruff check lib tests benchmarks
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=1800 notebooks/
+
+demo: setup ## the web demo on http://127.0.0.1:7860 (RUN=run folder; default: the quick CNN-5 baseline)
+	$(VENV)/bin/dflite demo $(if $(RUN),--run $(RUN))
+
+browser-test: setup ## the demo in headless Chromium (needs: apt-get install -y chromium); writes figures/demo.png
+	$(PY) -m pip install --quiet -e '.[dev,demo,browser]'
+	$(PY) tests/browser_demo.py --expect FAKE --out figures/demo.png
 
 lab: setup ## open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/

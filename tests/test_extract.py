@@ -255,3 +255,19 @@ def test_a_broken_mask_video_costs_its_masks_not_its_crops(tiny_set, tmp_path):
     assert list(failures["media_id"]) == [media] and failures["reason"].str.contains("undecodable").all()
     assert not store.masks["crop"].str.contains(media).any()
     assert store.summary["mask_failures"] == 1
+
+
+def test_a_leaky_split_store_reuses_the_official_crops_and_matches_a_fresh_extraction(tiny_set, tmp_path):
+    from dflite.config import config_hash
+
+    official = ExtractConfig(frames=3, size=32)
+    leaky = override(official, split_mode="leaky")
+    first = extract("ffpp", tiny_set.ffpp_root, tmp_path / f"ffpp_{config_hash(official)}", official, workers=1,
+                    progress=False)
+    reused = extract("ffpp", tiny_set.ffpp_root, tmp_path / f"ffpp_{config_hash(leaky)}", leaky, workers=1,
+                     progress=False)
+    fresh = extract("ffpp", tiny_set.ffpp_root, tmp_path / "elsewhere", leaky, workers=1, progress=False)
+    assert (reused.root / "index.csv").read_bytes() == (fresh.root / "index.csv").read_bytes()
+    assert reused.index.drop(columns="split").equals(first.index.drop(columns="split"))
+    crop = reused.index.crop.iloc[0]
+    assert (reused.root / crop).stat().st_ino == (first.root / crop).stat().st_ino  # hard-linked, not redone

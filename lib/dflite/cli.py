@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from . import paths
 
@@ -139,19 +140,39 @@ def _inspect(args) -> int:
 
 def _detect(args) -> int:
     from .analysis import detect
-    from .config import get_profile, override
+    from .config import get_profile
 
     try:
-        model, _ = detect.load_detector(args.run, args.weights)
-        cfg = override(get_profile(args.profile).extract, frames=args.frames)
+        detector = detect.load_detector(args.run, args.weights, get_profile(args.profile).extract)
         rule = detect.Rule(args.rule, args.threshold, args.share)
-        reports = detect.detect_all(args.paths, model, args.out, cfg, rule, progress=not args.quiet)
+        if detector.synthetic:
+            print(f"dflite detect: {detector.source} was trained on synthetic data (or nothing says otherwise): "
+                  "it is not a detector for real-world videos", file=sys.stderr)
+        reports = detect.detect_all(args.paths, detector, args.out, args.frames, rule, progress=not args.quiet)
     except (ValueError, FileNotFoundError) as e:
         print(f"dflite detect: {e}", file=sys.stderr)
         return 2
     for r in reports:
-        print(f"{r['input']}: {r['verdict']}" + (f" {r['score']:.3f}" if r.get("score") is not None else ""))
+        why = f" ({r['error']})" if r["verdict"] == "error" else ""
+        print(f"{r['input']}: {r['verdict']}" + (f" {r['score']:.3f}" if r.get("score") is not None else "") + why)
+    print(f"reports in {args.out}/ (summary.json)")
     return 1 if any(r["verdict"] == "error" for r in reports) else 0
+
+
+def _demo(args) -> int:
+    from . import demo
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print("dflite demo: needs the demo extra: pip install -e '.[demo]' (make demo does it)", file=sys.stderr)
+        return 2
+    if args.run and not (Path(args.run) / "best.safetensors").is_file():
+        print(f"dflite demo: {args.run}: not a finished run folder (no best.safetensors)", file=sys.stderr)
+        return 2
+    print(f"dflite demo on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    demo.launch(args.run, args.host, args.port, args.max_mb)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,13 +248,23 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--run", help="a finished run folder (its best weights)")
     src.add_argument("--weights", help="a weights file saved by dflite (safetensors with its spec)")
     d.add_argument("--out", default="detections", help="report folder (default: ./detections)")
-    d.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="face detection settings")
+    d.add_argument("--profile", default="quick", choices=sorted(PROFILES),
+                   help="face settings for --weights (a run folder brings its own)")
     d.add_argument("--frames", type=int, default=16, help="frames sampled per video (default 16)")
     d.add_argument("--rule", default="frames", choices=["frames", "mean"], help="verdict rule (see README)")
     d.add_argument("--threshold", type=float, default=0.5, help="a face is fake at or above this probability")
     d.add_argument("--share", type=float, default=0.5, help="frames rule: fake when this share of face frames are")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_detect)
+
+    w = sub.add_parser("demo", help="the web demo (Gradio): upload a video or an image, see the verdict",
+                       description="Start the Gradio demo on a finished run folder (default: the newest quick "
+                                   "CNN-5 baseline). Needs the demo extra.")
+    w.add_argument("--run", help="run folder to start with (any other can be picked in the page)")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 to share on the network)")
+    w.add_argument("--port", type=int, default=7860)
+    w.add_argument("--max-mb", type=float, default=100, help="largest upload in MB")
+    w.set_defaults(func=_demo)
 
     i = sub.add_parser("inspect", help="report what a real dataset root holds",
                        description="Check a FaceForensics++, OpenForensics or DFDC root, count what it holds "

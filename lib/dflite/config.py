@@ -205,6 +205,16 @@ class GradcamStudy:
 
 
 @dataclass(frozen=True)
+class VideoStudy:
+    """Notebook 07: video-level verdicts of dense and compressed detectors on the FF++ test videos."""
+
+    frames: int = 16                 # frames sampled per test video (as `dflite detect`)
+    frame_counts: tuple = (1, 2, 4, 8, 16)  # video AUC against this many of them (evenly spaced)
+    compressions: tuple = ("c23", "c40")  # the test videos of each FF++ compression
+    workers: int = 2                 # processes finding faces in the videos
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything a profile sets, one section per stage."""
 
@@ -217,6 +227,7 @@ class Profile:
     structured: StructuredStudy = field(default_factory=StructuredStudy)
     transfer: TransferStudy = field(default_factory=TransferStudy)
     gradcam: GradcamStudy = field(default_factory=GradcamStudy)
+    video: VideoStudy = field(default_factory=VideoStudy)
     recipes: dict = field(default_factory=dict)  # model -> its TrainConfig changes (input size, budget)
 
 

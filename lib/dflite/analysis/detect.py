@@ -66,15 +66,67 @@ def expand_inputs(paths) -> list:
     return out
 
 
-def load_detector(run: str | None = None, weights: str | None = None):
-    """(model, metadata) from a run folder (its best weights) or a weights file saved by dflite."""
+@dataclass
+class Detector:
+    """A trained model with what a report must say about it: where it came from, a digest of its weights,
+    what it was trained on, and the face settings of its training crops (detection crops faces the same way)."""
+
+    model: torch.nn.Module
+    source: str                # the run folder's name (…/seed_N) or the weights file's name; never an absolute path
+    digest: str                # sha256 of the weights file, 12 hex digits: reports are keyed by it
+    trained_on: dict           # {"dataset", "kind", "synthetic", "compression"} from the run's config, or {}
+    extract: ExtractConfig     # the run's extraction settings (the profile's for a bare weights file)
+
+    @property
+    def name(self) -> str:
+        return self.model.dflite_spec["name"]
+
+    @property
+    def synthetic(self) -> bool:
+        """True unless the run says it was trained on real data: a bare weights file gets the warning too."""
+        return self.trained_on.get("synthetic", True)
+
+
+def load_detector(run: str | None = None, weights: str | None = None,
+                  extract: ExtractConfig = ExtractConfig()) -> Detector:
+    """A Detector from a finished run folder (its best weights and config.json) or a weights file saved by
+    dflite (`extract` then gives the face settings)."""
+    import hashlib
+    import json
+
+    from ..config import from_dict
+
     if bool(run) == bool(weights):
         raise ValueError("give exactly one of --run RUN_DIR or --weights FILE")
     path = Path(run) / "best.safetensors" if run else Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no weights there" + (" (is the run finished?)" if run else ""))
-    model, meta = load_model(path)
-    return model.float().eval(), meta
+    model, _ = load_model(path)
+    trained_on, source = {}, path.name
+    if run:
+        conf = Path(run) / "config.json"
+        if not conf.is_file():
+            raise FileNotFoundError(f"{conf}: a run folder holds config.json beside its weights")
+        data = json.loads(conf.read_text()).get("data", {})
+        known = {f for f in ExtractConfig.__dataclass_fields__}
+        extract = from_dict(ExtractConfig, {k: v for k, v in data.get("extract", {}).items() if k in known})
+        trained_on = {"dataset": data.get("dataset"), "kind": data.get("kind"), "synthetic": data.get("synthetic"),
+                      "compression": extract.compression}
+        source = "/".join(Path(run).resolve().parts[-2:])
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return Detector(model.float().eval(), source, digest, trained_on, extract)
+
+
+def report_keys(files: list) -> list:
+    """A unique report name per input: its path below the inputs' common folder, separators as `__`
+    (c23/000.mp4 and c40/000.mp4 get c23__000.mp4 and c40__000.mp4)."""
+    import os
+
+    files = [Path(f).resolve() for f in files]
+    if not files:
+        return []
+    base = Path(os.path.commonpath([str(f.parent) for f in files]))
+    return ["__".join(f.relative_to(base).parts) for f in files]
 
 
 def classify(model, crops: list, batch_size: int = 64) -> np.ndarray:
@@ -116,12 +168,11 @@ def annotate(frame: np.ndarray, faces: list, running: dict) -> np.ndarray:
     return out
 
 
-def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule = Rule(), video_out=None,
-                 fps: int = 8) -> dict:
-    """Score one video or image; writes the annotated mp4 to `video_out` for a video when given. Returns its report."""
+def media_faces(path: Path, cfg: ExtractConfig, times: dict) -> tuple:
+    """(kind, frame indices, frames, faces) of one video (its sampled frames) or image; faces as
+    `faces_in_frames` gives them. Adds seconds to times["decode"], ["detect"] and ["crop"]."""
     path = Path(path)
     kind = media_kind(path)
-    times = dict.fromkeys(STAGES, 0.0)
     t = time.perf_counter()
     if kind == "video":
         got, frames = read_sampled(path, lambda n: sample_frame_indices(n, cfg.sampling, cfg.frames, 1, path.name,
@@ -133,8 +184,17 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
         if image is None:
             raise VideoError(path, "undecodable", "not an image OpenCV can read")
         got, frames = [0], [image]
-    times["decode"] = time.perf_counter() - t
-    hits = faces_in_frames(got, frames, cfg, times)
+    times["decode"] += time.perf_counter() - t
+    return kind, got, frames, faces_in_frames(got, frames, cfg, times)
+
+
+def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule = Rule(), video_out=None,
+                 fps: int = 8, keep: dict | None = None) -> dict:
+    """Score one video or image; writes the annotated mp4 to `video_out` for a video when given. Returns its
+    report; `keep` (a dict), when given, receives the face crops and the annotated frames (the demo shows them)."""
+    path = Path(path)
+    times = dict.fromkeys(STAGES, 0.0)
+    kind, got, frames, hits = media_faces(path, cfg, times)
     t = time.perf_counter()
     scores = classify(model, [crop for *_, crop in hits])
     times["classify"] = time.perf_counter() - t
@@ -147,8 +207,11 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
     report = {"input": path.name, "kind": kind, **result, "rule": asdict(rule),
               "model": model.dflite_spec["name"], "input_size": model.dflite_spec["input_size"],
               "frames_sampled": len(frames), "frames_with_face": len(per_frame), "frames_used": sorted(per_frame),
+              "frame_scores": [[i, per_frame[i]] for i in sorted(per_frame)],
               "faces": faces}
-    if video_out is not None and kind == "video":
+    if keep is not None:
+        keep["crops"] = [crop for *_, crop in hits]
+    if (video_out is not None and kind == "video") or keep is not None:
         t = time.perf_counter()
         shown, seen = [], []
         for idx, frame in zip(got, frames):
@@ -160,39 +223,65 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
         h, w = shown[0].shape[:2]
         # yuv420p needs even sides; browsers play H.264 yuv420p mp4.
         shown = [np.ascontiguousarray(f[: h - h % 2, : w - w % 2]) for f in shown]
-        write_mp4(video_out, np.stack(shown), fps=fps)
+        if keep is not None:
+            keep["annotated"] = dict(zip((int(i) for i in got), shown))
+        if video_out is not None and kind == "video":
+            write_mp4(video_out, np.stack(shown), fps=fps)
+            report["video"] = Path(video_out).name
         times["annotate"] = time.perf_counter() - t
-        report["video"] = Path(video_out).name
     report["seconds"] = {k: round(v, 4) for k, v in times.items()}
     return report
 
 
-def detect_all(paths, model, out, cfg: ExtractConfig = ExtractConfig(), rule: Rule = Rule(), progress: bool = True,
+def run_settings(detector: Detector, cfg: ExtractConfig, rule: Rule) -> dict:
+    """What made a report: a report made with other settings is refused, never silently reused."""
+    from ..config import non_defaults
+
+    return {"model": detector.name, "weights": detector.digest, "rule": asdict(rule), "extract": non_defaults(cfg)}
+
+
+def detect_all(paths, detector: Detector, out, frames: int | None = None, rule: Rule = Rule(), progress: bool = True,
                videos: bool = True) -> list:
-    """Score every input (folders expanded); a JSON report per input in `out` (and an annotated mp4 per
-    video); a file that fails is recorded with its reason in its report and in summary.json, the rest go on.
-    An existing report is never overwritten: remove it (or choose another --out) to score again."""
+    """Score every input (folders expanded): a JSON report per input in `out` and an annotated mp4 per video.
+
+    A file that fails is recorded with its reason in its report and in summary.json; the rest go on. The job
+    resumes: a finished report made with the same settings is read back, one made with other settings is
+    refused (choose another --out), a failed one is tried again."""
     import json
 
     from tqdm import tqdm
 
+    from ..config import override
     from ..folders import write_json
 
+    cfg = override(detector.extract, frames=frames) if frames else detector.extract
+    settings = run_settings(detector, cfg, rule)
+    files = expand_inputs(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     reports = []
-    for path in tqdm(expand_inputs(paths), desc="detect", unit="file", disable=not progress):
-        target = out / f"{path.stem}.json"
+    for path, key in tqdm(list(zip(files, report_keys(files))), desc="detect", unit="file", disable=not progress):
+        target = out / f"{key}.json"
         if target.exists():
-            reports.append(json.loads(target.read_text()))
-            continue
+            old = json.loads(target.read_text())
+            if old.get("verdict") != "error":
+                if old.get("settings") != settings:
+                    differ = sorted(k for k in settings if old.get("settings", {}).get(k) != settings[k])
+                    raise ValueError(f"{target} was made with other settings ({', '.join(differ) or 'unknown'} "
+                                     "differ); choose another --out or remove it")
+                reports.append(old)
+                continue
         try:
-            report = detect_media(path, model, cfg, rule, video_out=out / f"{path.stem}.mp4" if videos else None)
+            report = detect_media(path, detector.model, cfg, rule,
+                                  video_out=out / f"{key}.annotated.mp4" if videos else None)
         except (VideoError, OSError, RuntimeError) as e:
             reason = str(getattr(e, "reason", "")) or type(e).__name__
-            report = {"input": path.name, "verdict": "error", "error": reason, "detail": str(e)[:400]}
+            report = {"input": path.name, "kind": media_kind(path), "verdict": "error", "error": reason,
+                      "detail": str(e).replace(str(path.parent), "")[:400]}
+        report = {"input": key, **{k: v for k, v in report.items() if k != "input"},
+                  "detector": {"source": detector.source, "trained_on": detector.trained_on}, "settings": settings}
         write_json(target, report)
         reports.append(report)
-    write_json(out / "summary.json", {"inputs": len(reports), "rule": asdict(rule),
+    write_json(out / "summary.json", {"inputs": len(reports), "settings": settings,
                                       "verdicts": {r["input"]: r["verdict"] for r in reports}})
     return reports

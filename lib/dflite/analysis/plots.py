@@ -307,3 +307,39 @@ def transfer_curves(table):
         ax.legend(fontsize=7, title=None, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def frames_curves(table, metric: str = "auc"):
+    """Notebook 07: video AUC against the frames used per video, one panel per compression, a line per
+    model and variant (mean over seeds, ± sd bars)."""
+    import seaborn as sns
+
+    t = table.assign(detector=table.model.str.replace("efficientnet_", "") + " " + table.variant.str.replace(
+        "structured ", "").str.replace(" 1-shot", ""))
+    comps = list(t.compression.unique())
+    fig, axes = plt.subplots(1, len(comps), figsize=(4.4 * len(comps), 3.3), squeeze=False, sharey=True)
+    for ax, comp in zip(axes[0], comps):
+        sns.lineplot(t[t.compression == comp], x="frames", y=metric, hue="detector", style="detector", markers=True,
+                     dashes=False, errorbar="sd", err_style="bars", ax=ax, legend=ax is axes[0][-1])
+        ax.set(xscale="log", title=comp, xlabel="frames per video (evenly spaced)", ylabel=f"video {metric.upper()}")
+        ax.set_xticks(sorted(t.frames.unique()), [str(k) for k in sorted(t.frames.unique())])
+    axes[0][-1].legend(fontsize=6, title=None, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def annotated_frames(examples: dict):
+    """Notebook 07: a row of annotated frames per example video ({name: (report, RGB frames)}), the verdict
+    in the row title."""
+    rows = list(examples.items())
+    cols = max(len(frames) for _, (_, frames) in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.0 * cols, 2.25 * len(rows)), squeeze=False, dpi=FRAME_DPI)
+    for r, (name, (report, frames)) in enumerate(rows):
+        for c, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if c < len(frames):
+                ax.imshow(frames[c])
+        score = "" if report["score"] is None else f" {report['score']:.2f}"
+        axes[r][0].set_title(f"{name} video {report['input']}: {report['verdict']}{score}", loc="left", fontsize=9)
+    fig.tight_layout()
+    return fig

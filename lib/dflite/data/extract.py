@@ -412,6 +412,38 @@ def _media_fingerprint(jobs: list, root: Path) -> str:
                          [[r.face, r.label, r.split, r.group] for r in recs]] for key, recs in jobs])
 
 
+def _reuse_official(out: Path, cfg: ExtractConfig, want: dict, mine: set) -> int:
+    """A store that differs from a finished one only in split_mode gets that store's per-media results
+    (crops hard-linked): splits are applied when the index is assembled, so the crops are the same ones.
+    _drop_stale then checks them like its own. Saves the leakage ablation a second extraction."""
+    if cfg.split_mode == "official":
+        return 0
+    official = override(cfg, split_mode="official")
+    sibling = out.parent / out.name.replace(config_hash(cfg), config_hash(official))
+    marker = sibling / MARKER
+    made = json.loads(marker.read_text()) if marker.is_file() else {}
+    if not made.get("complete") or made.get("config") != to_dict(official) or made.get("root") != want["root"]:
+        return 0
+    reused = 0
+    for key in sorted(mine):
+        src, dst = _part_path(sibling, key), _part_path(out, key)
+        if dst.is_file() or not src.is_file():
+            continue
+        for folder in ("crops", "masks"):
+            for f in sorted((sibling / folder / key).glob("*.png")):
+                target = out / folder / key / f.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.unlink(missing_ok=True)
+                try:
+                    os.link(f, target)
+                except OSError:  # another file system, or no hard links there
+                    shutil.copy2(f, target)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)  # last: a part file marks the media done
+        reused += 1
+    return reused
+
+
 def _drop_stale(out: Path, jobs: list, mine) -> int:
     """Delete results of media that changed on disk (size or mtime) or left the dataset; returns how many."""
     keys = {key for key, _ in jobs}
@@ -478,6 +510,7 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
         clear(out, OWNED)
     mine = {key for key, _ in jobs if shard is None or shard_of(key, shard[1]) == shard[0]}
     if not merge:
+        _reuse_official(out, cfg, want, mine)
         _drop_stale(out, jobs, mine)
     write_marker(out, MARKER, {**want, "complete": False, "version": __version__})
     started = time.perf_counter()

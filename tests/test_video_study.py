@@ -1,0 +1,28 @@
+"""Notebook 07's arithmetic: frames kept per count, video AUC/ACC from frame scores, faceless videos."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from dflite.studies import video
+
+
+def test_evenly_spaced_frames():
+    assert video.evenly([0, 10, 20, 30, 40], 2) == [0, 40]
+    assert video.evenly([0, 10, 20, 30, 40], 3) == [0, 20, 40]
+    assert video.evenly([0, 10], 8) == [0, 10]
+
+
+def test_video_auc_and_acc_come_from_the_frames_used():
+    videos = pd.DataFrame({"compression": "c23", "media_id": ["r1", "r2", "f1", "f2"], "label": [0, 0, 1, 1],
+                           "sampled": [[0, 1, 2, 3]] * 4})
+    scores = {"r1": [0.1, 0.2, 0.9, 0.1], "r2": [0.3, 0.1, 0.1, 0.1], "f1": [0.9, 0.8, 0.2, 0.7]}  # f2: no face
+    per_frame = pd.DataFrame([{"model": "m", "variant": "dense", "sparsity": 0.0, "seed": 0, "compression": "c23",
+                               "media_id": m, "frame": f, "score": s}
+                              for m, ss in scores.items() for f, s in enumerate(ss)])
+    table = video.video_table("quick", per_frame, videos).set_index("frames")
+    assert table.loc[16, "no_face"] == 1 and table.loc[16, "videos"] == 4
+    # means: r1 .325, r2 .15, f1 .65, f2 0 (no face) -> one of four pairs ordered right... 3 of 4
+    assert table.loc[16, "auc"] == pytest.approx(0.5)
+    assert table.loc[16, "acc"] == pytest.approx(0.75)  # f1 FAKE (3 of 4 frames), f2 REAL: wrong
+    assert table.loc[16, "bacc"] == pytest.approx(0.75)  # reals 2/2, fakes 1/2
+    assert table.loc[1, "auc"] == pytest.approx(0.5)    # frame 0 only: .1 .3 | .9 0
