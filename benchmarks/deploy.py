@@ -14,7 +14,6 @@ this one process. Nothing is written to the results folder.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import pandas as pd
 from dflite import config
@@ -28,18 +27,18 @@ def main() -> None:
     ap.add_argument("--data-root", default="")
     ap.add_argument("--repeats", type=int, default=50, help="timed batch-1 passes per measurement (median)")
     args = ap.parse_args()
-    path = structured.results_file(args.profile)
+    p = config.resolve(args.profile, dataset=args.dataset, data_root=args.data_root)
+    path = structured.results_file(p)
     if not path.is_file():
         raise SystemExit(f"no {path.name} for profile {args.profile}: run notebook 04 first (make reproduce)")
-    profile = config.get_profile(args.profile)
-    st = dataclasses.replace(profile.structured, latency_repeats=args.repeats, latency_threads=(2,))
-    config.PROFILES[args.profile] = dataclasses.replace(profile, structured=st)  # this process only
+    p = config.override(p, structured=config.override(p.structured, latency_repeats=args.repeats,
+                                                      latency_threads=(p.structured.report_threads,)))
     table = pd.read_csv(path)  # the runs notebook 04 trained, with their test metrics and folders
-    deployed = structured.deploy(args.profile, table, args.dataset, args.data_root, progress=True, write=False)
+    deployed = structured.deploy(p, table, progress=True, write=False)
     pd.set_option("display.width", 200)
     print("\nbatch-1 latency (ms), median of", args.repeats)
     print(structured.latency_table(deployed).to_string())
-    goals = structured.speed_goals(args.profile, deployed)
+    goals = structured.speed_goals(p, deployed)
     print()
     for goal, g in goals.iterrows():
         print(f"{goal}: {g.model} in {g.runtime}: {g.ms:.2f} ms against {g.reference} {g.reference_ms:.2f} ms "

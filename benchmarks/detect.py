@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from dflite.analysis import detect
+from dflite import detect
 from dflite.config import ExtractConfig, override
 from dflite.data.extract import extract
 from dflite.data.loader import CropDataset

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 from dflite import paths
 from dflite.config import ExtractConfig, get_profile, override, stable_hash
-from dflite.data.extract import extract, haar_config
-from dflite.data.faces import crop_square, detect_faces, iou
+from dflite.data.extract import extract
+from dflite.data.faces import crop_square, detect_faces, haar_config, iou
 from dflite.data.sources import ffpp_records
 from dflite.data.synth.sizes import RESOLUTIONS, face_scene
 from dflite.data.video import frame_count, sample_frame_indices, write_mp4

@@ -1,6 +1,6 @@
 """Is the synthetic data calibrated? The quick recipe's detectors on c23 and c40, a shortcut probe, difficulty.
 
-Trains each model with the profile's own recipe (`dflite.studies.train_config`) and seeds on the
+Trains each model with the profile's own recipe (`Profile.recipe`) and seeds on the
 profile's crop stores (the runs are notebook 02's: finished ones are read back), then prints one
 table, mean ± sd over seeds:
 
@@ -22,11 +22,10 @@ import numpy as np
 import pandas as pd
 import torch
 from dflite import paths
-from dflite.config import get_profile, override
+from dflite.config import override, resolve
 from dflite.data import synth
 from dflite.data.extract import extract, store_dir
-from dflite.studies import crop_store
-from dflite.studies.baselines import train_models
+from dflite.studies import baselines, crop_store
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -53,12 +52,13 @@ def probe_auc(store) -> float:
     return float(roc_auc_score(y[split == "test"], model.predict_proba(x[split == "test"])[:, 1]))
 
 
-def run_table(runs: dict) -> pd.DataFrame:
-    """(model, seed) -> auc and per-method AUCs, one row per run."""
+def run_table(p, store, models, seeds, dataset=None) -> pd.DataFrame:
+    """Train what is missing; then auc and per-method AUCs, one row per run (model, seed)."""
     rows = []
-    for (model, seed), r in runs.items():
-        per = {k[4:]: v for k, v in r.metrics.items() if k.startswith("auc_")}
-        rows.append({"model": model, "seed": seed, "auc": r.metrics["auc"], **per})
+    for job in baselines.train(p, baselines.jobs(p, store, models=models, seeds=seeds, dataset=dataset), True):
+        r = job.row()
+        per = {k[4:]: v for k, v in r.items() if k.startswith("auc_")}
+        rows.append({"model": job.model, "seed": job.seed, "auc": r["auc"], **per})
     return pd.DataFrame(rows)
 
 
@@ -67,14 +67,13 @@ def ms(values) -> str:
     return f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values.mean():.3f}"
 
 
-def difficulty_store(profile: str, difficulty: float, workers: int):
+def difficulty_store(p, difficulty: float):
     """A synthetic set and its crop store at another difficulty (own folders, the same seed)."""
-    p = get_profile(profile)
-    tag = f"{profile}-difficulty-{difficulty:g}"
-    data = synth.generate(paths.data_dir() / "synth" / tag, profile=profile,
+    tag = f"{p.name}-difficulty-{difficulty:g}"
+    data = synth.generate(paths.data_dir() / "synth" / tag, profile=p.name,
                           cfg=override(p.synth, difficulty=difficulty), progress=True)
-    out = store_dir(profile, "ffpp", p.extract).with_name(f"ffpp_difficulty-{difficulty:g}")
-    return extract("ffpp", data.ffpp_root, out, p.extract, workers=workers, progress=True)
+    out = store_dir(p.name, "ffpp", p.extract).with_name(f"ffpp_difficulty-{difficulty:g}")
+    return extract("ffpp", data.ffpp_root, out, p.extract, workers=p.workers, progress=True)
 
 
 def main():
@@ -88,9 +87,9 @@ def main():
     torch.set_num_threads(2)
     models, seeds = args.models.split(","), tuple(int(s) for s in args.seeds.split(","))
     started = time.perf_counter()
-    stores = {c: crop_store(args.profile, compression=c, workers=args.workers, progress=True) for c in ("c23", "c40")}
-    tables = {c: run_table(train_models(args.profile, s, "synthetic", models=models, seeds=seeds))
-              for c, s in stores.items()}
+    p = resolve(args.profile, workers=args.workers)
+    stores = {c: crop_store(p, compression=c, progress=True) for c in ("c23", "c40")}
+    tables = {c: run_table(p, s, models, seeds) for c, s in stores.items()}
     rows = []
     for model in models:
         c23, c40 = (tables[c][tables[c]["model"] == model] for c in ("c23", "c40"))
@@ -110,11 +109,10 @@ def main():
     if args.difficulties:
         rows = []
         for d in (float(x) for x in args.difficulties.split(",")):
-            default = d == get_profile(args.profile).synth.difficulty
-            store = stores["c23"] if default else difficulty_store(args.profile, d, args.workers)
-            runs = train_models(args.profile, store, "synthetic" if default else f"synthetic-d{d:g}",
-                                models=["cnn5"], seeds=seeds)
-            rows.append({"difficulty": d, "CNN-5 c23 AUC": ms(run_table(runs)["auc"])})
+            default = d == p.synth.difficulty
+            store = stores["c23"] if default else difficulty_store(p, d)
+            table = run_table(p, store, ["cnn5"], seeds, None if default else f"synthetic-d{d:g}")
+            rows.append({"difficulty": d, "CNN-5 c23 AUC": ms(table["auc"])})
         print("\nCNN-5 against the synthetic difficulty (higher = fainter artifacts)")
         print(pd.DataFrame(rows).to_string(index=False))
     print(f"\n({time.perf_counter() - started:.0f} s)")

@@ -15,7 +15,7 @@ import time
 import pandas as pd
 import torch
 from dflite import studies
-from dflite.config import TrainConfig
+from dflite.config import TrainConfig, resolve
 from dflite.data.loader import CropDataset
 from dflite.engine.train import build_optimizer, select_device, train_epoch
 from dflite.nets.models import create_model
@@ -73,10 +73,11 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
     device = select_device()
-    store = studies.crop_store(args.profile, "synthetic", "", progress=True)
+    p = resolve(args.profile)
+    store = studies.crop_store(p, progress=True)
     rows = []
     for name in args.models.split(","):
-        cfg = studies.train_config(args.profile, name)
+        cfg = p.recipe(name)
         torch.set_num_threads(cfg.cpu_threads)  # as a training run has it
         size = args.size or cfg.input_size
         data = CropDataset(store, "train", size)

@@ -15,7 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from dflite import demo, paths
+from dflite import paths
+from dflite.config import resolve
+from dflite.detect import demo
 
 
 def test_video(method: str = "FaceSwap") -> Path:
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="screenshot path (e.g. figures/demo.png)")
     ap.add_argument("--expect", choices=["FAKE", "REAL"], help="fail unless the verdict is this")
     args = ap.parse_args(argv)
-    run = args.run or demo.default_run()
+    run = args.run or demo.default_run(resolve("quick"))
     if not run:
         raise SystemExit("no finished run under data/runs: run `make reproduce` (or pass --run)")
     video = Path(args.video) if args.video else test_video()

@@ -34,17 +34,26 @@ def test_hash_ignores_defaults_and_list_vs_tuple():
     assert config.non_defaults(config.override(SynthConfig(), frames=8)) == {"frames": 8}
 
 
-def test_recipes_change_one_model_and_unknown_keys_fail():
-    from dflite.studies import train_config
-
+def test_recipes_change_one_model_and_wrong_keys_or_types_fail_when_the_profile_is_made():
     quick = config.get_profile("quick")
-    assert train_config("quick", "cnn5") == quick.train
-    r18 = train_config("quick", "resnet18")
+    assert quick.recipe("cnn5") == quick.train
+    r18 = quick.recipe("resnet18")
     assert r18.batch_size == 16 and r18.epoch_size > 0 and r18.input_size == quick.train.input_size
     assert config.config_hash(r18) != config.config_hash(quick.train)
-    bad = config.Profile(recipes={"cnn5": {"epochz": 3}})
     with pytest.raises(ValueError, match="unknown TrainConfig field.*epochz"):
-        train_config(bad, "cnn5")
+        config.Profile(recipes={"cnn5": {"epochz": 3}})
+    with pytest.raises(ValueError, match="TrainConfig.epochs must be int, got '3'"):
+        config.Profile(lottery=config.LotteryStudy(recipes={"cnn5": {"epochs": "3"}}))
+
+
+def test_resolve_checks_the_notebook_parameters_and_keeps_the_rest():
+    p = config.resolve("quick", dataset="ffpp", data_root="/data/ffpp", data_seed=2, workers=1)
+    assert (p.name, p.dataset, p.data_root, p.data_seed, p.workers) == ("quick", "ffpp", "/data/ffpp", 2, 1)
+    assert p.lottery == config.get_profile("quick").lottery and config.resolve(p) is p
+    for bad, match in (({"data_seed": "abc"}, "data_seed must be int"), ({"workers": 1.5}, "workers must be int"),
+                       ({"data_seed": True}, "must be int, got True"), ({"seeds": 3}, "unknown Profile field")):
+        with pytest.raises(ValueError, match=match):
+            config.resolve("quick", **bad)
 
 
 def test_study_settings_are_not_run_settings():

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from dflite.analysis import detect
+from dflite import detect
 from dflite.config import ExtractConfig, override, to_dict
 from dflite.data.video import read_frames
 from dflite.nets.checkpoint import save_model
@@ -35,7 +35,7 @@ def biased_run(folder, bias: float):
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from dflite import demo
+    from dflite.detect import demo
 
     root = tmp_path_factory.mktemp("runs")
     runs = {"fake": biased_run(root / "always_fake" / "seed_0", 8.0),

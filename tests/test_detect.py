@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from dflite.analysis import detect
+from dflite import detect
 from dflite.config import ExtractConfig
 from dflite.data.video import read_frames, write_mp4
 from dflite.nets.checkpoint import save_model

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from dflite.analysis.explain import energy_ratio, gradcams, mask_scores, pointing, road
+from dflite.config import resolve
 from torch import nn
 
 S = 32
@@ -92,7 +93,8 @@ def test_road_is_reproducible_and_rewards_a_faithful_map(mask):
     model = Bright()
     cams = gradcams(model, images, layer_name="conv")
     good = road(model, images, cams)
-    assert good.shape == (2,) and np.array_equal(good, road(model, images, cams))
+    assert good.shape == (2,)
+    np.testing.assert_allclose(good, road(model, images, cams), rtol=1e-6, atol=1e-9)  # the same noise draws
     # The inverted map removes the evidence last when it should remove it first.
     bad = road(model, images, 1 - cams)
     assert (good > bad).all()
@@ -106,10 +108,11 @@ def _per_crop(pruned_factor, seeds=(0, 1)):
         for method in ("Deepfakes", "FaceSwap"):
             for k in range(4):
                 dense = 1.6 + 0.02 * seed + 0.01 * k
-                rows.append({"model": "cnn5", "variant": "dense", "sparsity": 0.0, "seed": seed, "method": method,
-                             "energy_ratio": dense, "pointing": 0.5, "road": 0.1})
-                rows.append({"model": "cnn5", "variant": "IMP ticket", "sparsity": 0.8, "seed": seed, "method": method,
-                             "energy_ratio": dense * pruned_factor, "pointing": 0.5, "road": float("nan")})
+                ids = {"study": "lottery", "model": "cnn5", "ratio": 0.0, "scope": "global", "steps": 1, "alpha": 0.0,
+                       "seed": seed, "method": method, "pointing": 0.5}
+                rows.append({**ids, "arm": "dense", "sparsity": 0.0, "energy_ratio": dense, "road": 0.1})
+                rows.append({**ids, "arm": "imp", "sparsity": 0.8, "energy_ratio": dense * pruned_factor,
+                             "road": float("nan")})
     return pd.DataFrame(rows)
 
 
@@ -117,21 +120,22 @@ def _per_crop(pruned_factor, seeds=(0, 1)):
 def test_focus_verdicts_follow_the_ratio_to_dense(factor, expected):
     from dflite.studies import gradcam
 
-    table = gradcam.summary(_per_crop(factor))
+    quick = resolve("quick")
+    table = gradcam.per_method_table(_per_crop(factor))
     assert set(table["n"]) == {4} and set(table["road_n"]) == {0, 4}
-    verdicts = gradcam.verdicts("quick", table).set_index("variant")
-    assert verdicts.loc["dense", "verdict"] == "holds"          # 1.6 is well above a uniform map's 1
-    assert verdicts.loc["IMP ticket", "verdict"] == expected
-    one_seed = gradcam.verdicts("quick", gradcam.summary(_per_crop(factor, seeds=(0,)))).set_index("variant")
-    assert one_seed.loc["IMP ticket", "verdict"] == "inconclusive (one seed)"
+    verdicts = gradcam.verdicts(quick, table).set_index("variant")
+    assert verdicts.loc["ticket dense", "verdict"] == "holds"   # 1.6 is well above a uniform map's 1
+    assert verdicts.loc["IMP ticket 80%", "verdict"] == expected
+    one_seed = gradcam.verdicts(quick, gradcam.per_method_table(_per_crop(factor, seeds=(0,)))).set_index("variant")
+    assert one_seed.loc["IMP ticket 80%", "verdict"] == "inconclusive (one seed)"
 
 
 def test_the_crops_every_model_explains_have_masks(train_store):
     from dflite.studies import gradcam
 
-    picked = gradcam.crops("quick", train_store)
+    picked = gradcam.crops(resolve("quick"), train_store)
     test_fakes = train_store.index[(train_store.index.split == "test") & (train_store.index.label == 1)]
     assert len(picked) == min(len(test_fakes), 24 * test_fakes.method.nunique())
     assert set(picked["crop"]) <= set(test_fakes["crop"]) and picked["mask"].str.startswith("masks/").all()
     assert (picked.groupby("method")["road"].sum() <= 3).all()
-    assert picked.equals(gradcam.crops("quick", train_store))   # the same crops every time
+    assert picked.equals(gradcam.crops(resolve("quick"), train_store))   # the same crops every time

@@ -7,8 +7,8 @@ from dflite import paths
 
 LIB = paths.ROOT / "lib" / "dflite"
 # Each group may import itself, the top-level helpers and the groups listed before it.
-ORDER = ["data", "nets", "engine", "compress", "analysis", "studies"]
-TOP = {"paths", "config", "folders", "__version__"}
+ORDER = ["data", "nets", "engine", "compress", "experiments", "analysis", "detect", "studies"]
+TOP = {"paths", "config", "folders", "parallel", "__version__"}
 
 
 def _imports(path):
@@ -45,3 +45,28 @@ def test_stored_notebook_figures_are_small():
                     if kind.startswith("image/"):
                         size = len(base64.b64decode("".join(data)))
                         assert size < 150_000, f"{nb.name}: a {kind} figure of {size // 1000} kB"
+
+
+STUDIES = ("datasets", "preprocessing", "baselines", "lottery", "structured", "transfer", "gradcam", "video")
+CLAIMS = ("lottery", "structured", "transfer", "gradcam")  # the studies whose notebooks judge claims
+
+
+def test_every_study_has_the_same_verbs_on_a_resolved_profile():
+    import importlib
+    import inspect
+
+    for name in STUDIES:
+        study = importlib.import_module(f"dflite.studies.{name}")
+        verbs = ("run", "summary", "verdicts") if name in CLAIMS else ("run", "summary")
+        for verb in verbs:
+            assert callable(getattr(study, verb, None)), f"studies.{name} has no {verb}()"
+        first = next(iter(inspect.signature(study.run).parameters.values()))
+        assert first.name == "p" and first.annotation in ("Profile", "config.Profile"), f"studies.{name}.run"
+
+
+def test_no_module_looks_a_profile_up_by_name_below_the_edge():
+    # The profile is resolved once (notebook, CLI) and passed down: only config and the edges name profiles.
+    edges = {"config.py", "cli.py", "reproduce.py"}
+    for path in LIB.rglob("*.py"):
+        if path.name not in edges:
+            assert "get_profile(" not in path.read_text(), f"{path.relative_to(LIB)} calls get_profile"

@@ -1,12 +1,13 @@
 """Lottery tickets: mask properties, schedules, the job graph, and a tiny study that is killed and resumed."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
 import pytest
 import torch
-from dflite.compress import lottery
+from dflite.analysis.stats import verdict
 from dflite.compress.masks import (
     Mask,
     magnitude_prune,
@@ -18,8 +19,8 @@ from dflite.compress.masks import (
     unpack_sparse,
 )
 from dflite.config import TrainConfig
-from dflite.engine.jobs import JobError, run_graph, run_missing
-from dflite.engine.metrics import verdict
+from dflite.engine.jobs import JobError, run_graph, run_jobs
+from dflite.experiments import lottery
 from dflite.nets.checkpoint import load_model
 from dflite.nets.models import count_parameters, create_model
 from dflite.studies.lottery import summary, verdicts
@@ -117,11 +118,25 @@ def _record(key):  # a job for run_graph: spawned workers import it from this mo
     return key
 
 
-def test_run_missing_runs_only_what_is_not_done_across_plans():
-    order = []
-    plans = [({"a": "a", "b": "b"}, {"a": set(), "b": {"a"}}), ({"c": "c"}, {"c": {"b"}})]
-    run_missing(order.append, plans, lambda job: job == "a", workers=1, progress=False)
-    assert order == ["b", "c"]
+class _Job:
+    """A job of the protocol that records its training in a shared list."""
+
+    def __init__(self, key, needs, finished, log):
+        self.key, self.needs, self.finished, self.log = key, needs, finished, log
+
+    def done(self):
+        return self.finished
+
+    def train(self):
+        self.log.append(self.key)
+
+
+def test_run_jobs_trains_only_what_is_not_done_once_per_key_after_what_it_needs():
+    log = []
+    jobs = [_Job(("c",), (("b",),), False, log), _Job(("b",), (("a",),), False, log), _Job(("a",), (), True, log),
+            _Job(("b",), (("a",),), False, log)]  # a second job of one run: trained once
+    run_jobs(jobs, workers=1, progress=False)
+    assert log == [("b",), ("c",)]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -161,39 +176,36 @@ CFG = TrainConfig(input_size=32, epochs=2, epoch_size=64, batch_size=16, warmup_
 
 
 def _study(store, sparsities=(0.2, 0.4), rewind_epoch=0, arms=lottery.ARMS):
-    ticket = lottery.Ticket("quick", "cnn5", "tiny", str(store.root), CFG, 0, sparsities, rewind_epoch=rewind_epoch)
-    jobs, needs = lottery.plan(ticket, arms)
-    run_graph(lottery.train_job, {k: j for k, j in jobs.items() if not lottery.finished(j, store)}, needs,
-              workers=1, progress=False)
-    wanted = [lottery.Job(ticket, "dense")] + [lottery.Job(ticket, a, lv) for lv in range(1, len(sparsities) + 1)
-                                              for a in arms]
-    return ticket, pd.DataFrame([lottery.result_row(j, lottery.train_job(j), store) for j in wanted])
+    ticket = lottery.Ticket("quick", "cnn5", "tiny", store.ref(), CFG, 0, sparsities, rewind_epoch=rewind_epoch)
+    run_jobs(ticket.jobs(arms), workers=1, progress=False)
+    wanted = [lottery.Dense(ticket)] + [lottery.Level(ticket, a, lv) for lv in range(1, len(sparsities) + 1)
+                                        for a in arms]
+    return ticket, pd.DataFrame([job.row() for job in wanted])
 
 
 def test_a_tiny_study_keeps_its_promises(train_store):
     ticket, table = _study(train_store, rewind_epoch=1)
     assert set(table.arm) == {"dense", *lottery.ARMS} and len(table) == 9
-    dense = lottery.dense_run(ticket, train_store)
-    imp = [Mask.load(lottery.level_dir(dense, "imp", lv) / lottery.MASK) for lv in (1, 2)]
+    dense = ticket.dense_run()
+    imp = [Mask.load(ticket.level_dir("imp", lv) / lottery.MASK) for lv in (1, 2)]
     assert imp[1].within(imp[0]) and imp[1].sparsity == pytest.approx(0.4, abs=1e-3)
-    rand = Mask.load(lottery.level_dir(dense, "random_mask", 2) / lottery.MASK)
+    rand = Mask.load(ticket.level_dir("random_mask", 2) / lottery.MASK)
     assert all(int(rand.keep[k].sum()) == int(v.sum()) for k, v in imp[1].keep.items())
     # Pruned weights are still exactly 0 after training, in the best and last weights.
     for arm in ("imp", "oneshot", "random_reinit", "random_mask"):
-        folder = lottery.level_dir(dense, arm, 2)
+        folder = ticket.level_dir(arm, 2)
         mask = Mask.load(folder / lottery.MASK)
         for name in ("best.safetensors", "last.safetensors"):
             params = dict(load_model(folder / name)[0].named_parameters())
             assert all(not params[k][~keep].any() for k, keep in mask.keep.items()), (arm, name)
     # Rewinding restores the saved weights bit for bit (masked where pruned).
-    job = lottery.Job(ticket, "imp", 2)
-    start = lottery.start_model(job, imp[1], train_store).state_dict()
+    start = lottery.Level(ticket, "imp", 2).start_model(imp[1]).state_dict()
     rewind = load_model(dense.path(lottery.REWIND))[0].state_dict()
     for k, v in rewind.items():
         want = v * imp[1].keep[k] if k in imp[1].keep else v
         assert torch.equal(start[k], want), k
     # Rewound to epoch 1 of 2: each level retrains the second epoch only.
-    history = pd.read_csv(lottery.level_dir(dense, "imp", 2) / "metrics.csv")
+    history = pd.read_csv(ticket.level_dir("imp", 2) / "metrics.csv")
     assert list(history.epoch) == [2]
     # One-shot at the first level is the first IMP level.
     first = table[table.level == 1].set_index("arm")
@@ -207,8 +219,8 @@ def test_a_killed_study_resumes_at_its_level_and_ends_identical(train_store, tmp
     _, whole = _study(train_store)
     monkeypatch.setenv("DFLITE_DATA", str(tmp_path / "killed"))
     ticket, _ = _study(train_store, sparsities=(0.2,))  # stopped after the first level
-    job = lottery.Job(lottery.Ticket(**{**ticket.__dict__, "sparsities": (0.2, 0.4)}), "imp", 2)
-    assert lottery.train_job(job, stop_after=1) is None  # killed inside level 2 (rewound to epoch 0 of 2)
+    job = lottery.Level(dataclasses.replace(ticket, sparsities=(0.2, 0.4)), "imp", 2)
+    assert job.train(stop_after=1) is None  # killed inside level 2 (rewound to epoch 0 of 2)
     _, resumed = _study(train_store)
     cols = ["arm", "level", "auc", "acc", "params_left"]
     pd.testing.assert_frame_equal(whole[cols], resumed[cols])

@@ -10,10 +10,11 @@ import pytest
 from dflite.cli import main
 from dflite.config import ExtractConfig, get_profile
 from dflite.data import extract as ex
-from dflite.data.extract import IncompleteStoreError, extract, haar_config, parse_shard
-from dflite.data.faces import RELIABLE, HaarConfig, detect_scale
+from dflite.data.extract import IncompleteStoreError, extract, parse_shard
+from dflite.data.faces import RELIABLE, HaarConfig, detect_scale, haar_config
 from dflite.data.sources import inspect_ffpp
 from dflite.data.synth.sizes import RESOLUTIONS, face_scene, recall_by_size
+from dflite.data.updates import part_path
 from dflite.data.video import write_mp4
 from dflite.folders import OutputFolderError
 
@@ -146,7 +147,7 @@ def test_store_refuses_another_root_and_updates_changed_media(tmp_path):
     first = extract("ffpp", a, out, CFG, workers=1, progress=False).fingerprint
     with pytest.raises(OutputFolderError, match="root: folder has 'ffpp@"):
         extract("ffpp", b, out, CFG, workers=1, progress=False)
-    part = ex._part_path(out, "original/001")
+    part = part_path(out, "original/001")
     kept_at = part.stat().st_mtime_ns
     # Change one video, remove another, add a third: only those are redone.
     vids = a / "original_sequences/youtube/c23/videos"

@@ -4,11 +4,11 @@ import shutil
 
 import pytest
 from dflite import reproduce
-from dflite.config import SynthConfig, override
+from dflite.config import SynthConfig, override, resolve
 from dflite.data.sources import inspect_ffpp
 from dflite.engine.runs import train_run
 from dflite.engine.train import fit, input_size, seeded_model
-from dflite.studies import crop_store, train_config
+from dflite.studies import crop_store
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +28,13 @@ def real_root(tmp_path_factory):
 
 def test_paper_profile_inspects_extracts_and_trains_on_a_real_root(real_root):
     assert inspect_ffpp(real_root)["videos"].loc["Deepfakes", "c23"] == 6
-    store = crop_store("paper", "ffpp", str(real_root), workers=1)  # capstone sampling, 256 px crops
+    paper = resolve("paper", dataset="ffpp", data_root=str(real_root), workers=1)
+    store = crop_store(paper)  # capstone sampling, 256 px crops
     assert store.kind == "ffpp" and not store.synthetic and len(store.index) > 20
     assert store.root.parent.name == "paper" and store.root.name.startswith("ffpp_")
     assert set(store.index["split"]) == {"train", "val", "test"}
     # The paper recipe with one optimizer step (ImageNet weights off: nothing can be downloaded here).
-    cfg = override(train_config("paper", "cnn5"), pretrained=False, epochs=1, epoch_size=8, batch_size=8)
+    cfg = override(paper.recipe("cnn5"), pretrained=False, epochs=1, epoch_size=8, batch_size=8)
     run = train_run("paper", "baseline", "cnn5", "ffpp", cfg, store, 0, input_size(cfg, "cnn5"))
     result = fit(seeded_model("cnn5", cfg, 0), store, cfg, run, progress=False)
     assert result.input_size == 128 and result.history["images"].tolist() == [8]

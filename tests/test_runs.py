@@ -148,7 +148,18 @@ def test_checkpoint_round_trip_rebuilds_the_module(name, kind, tmp_path):
     back, meta = load_model(tmp_path / "m.safetensors")
     back.eval()
     assert meta["epoch"] == "3" and json.loads(meta["spec"])["name"] == name
-    assert torch.equal(model(x), back(x))
+    _same_weights(model, back)
+    # Same weights, same function; the outputs may differ in the last bits, as kernels pick their paths by
+    # memory layout (a rebuilt module's tensors sit elsewhere).
+    torch.testing.assert_close(model(x), back(x), rtol=1e-5, atol=1e-6)
+
+
+def _same_weights(a, b):
+    """Bit-identical state dicts: what a checkpoint round trip promises."""
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k, v in sa.items():
+        assert v.shape == sb[k].shape and torch.equal(v, sb[k]), k
 
 
 def test_a_pruned_net_trains_and_resumes_from_its_own_checkpoints(train_store, tmp_path):
@@ -158,8 +169,9 @@ def test_a_pruned_net_trains_and_resumes_from_its_own_checkpoints(train_store, t
     r = fit(again, train_store, CFG, _run(train_store, tmp_path), progress=False)
     assert len(r.history) == 2
     back, _ = load_model(tmp_path / "run" / "best.safetensors")
+    _same_weights(back, again)  # fit leaves the best weights in the model, bit for bit
     x = torch.randn(2, 3, 32, 32)
-    assert torch.equal(back.eval()(x), again.eval()(x))  # fit leaves the best weights in the model
+    torch.testing.assert_close(back.eval()(x), again.eval()(x), rtol=1e-5, atol=1e-6)
 
 
 def test_a_model_that_is_not_the_runs_is_refused(train_store, tmp_path):

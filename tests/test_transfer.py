@@ -5,34 +5,27 @@ import dataclasses
 
 import pytest
 import torch
-from dflite.analysis import transfer
-from dflite.compress import lottery
+from dflite.analysis.transfer import only_method, score_run
 from dflite.compress.masks import Mask
 from dflite.config import TrainConfig
-from dflite.engine.jobs import run_missing
+from dflite.engine.jobs import run_jobs
+from dflite.experiments import lottery, transfer
 from dflite.nets.checkpoint import load_model
 
 CFG = TrainConfig(input_size=32, epochs=2, epoch_size=64, batch_size=16, warmup_epochs=1)
 
 
 def _ticket(store, label, seed=0):
-    return lottery.Ticket("quick", "cnn5", label, str(store.root), CFG, seed, (0.4, 0.8))
+    return lottery.Ticket("quick", "cnn5", label, store.ref(), CFG, seed, (0.4, 0.8))
 
 
 def test_a_carried_ticket_trains_the_source_mask_from_the_source_rewind_point(train_store):
     # Two ticket studies on differently labelled data (the same crops keep the test small).
     source, target = _ticket(train_store, "a"), _ticket(train_store, "b")
-    carry = transfer.Carry(source, target)
-    plans = [lottery.plan(source, ("imp",)), lottery.plan(target, ("imp",)), transfer.plan(carry, (2,))]
-
-    def done(job):
-        if isinstance(job, transfer.Job):
-            return transfer.finished(job)
-        return lottery.finished(job, train_store)
-    run_missing(transfer.train_any, plans, done, workers=1, progress=False)
-    found = Mask.load(lottery.level_dir(lottery.dense_run(source, train_store), "imp", 2) / lottery.MASK)
-    ticket = transfer.train_job(transfer.Job(carry, "ticket", 2))
-    rand = transfer.train_job(transfer.Job(carry, "random_mask", 2))
+    carried_jobs = [transfer.Carried(source, target, kind, 2) for kind in transfer.KINDS]
+    run_jobs(source.jobs(("imp",)) + target.jobs(("imp",)) + carried_jobs, workers=1, progress=False)
+    found = Mask.load(source.level_dir("imp", 2) / lottery.MASK)
+    ticket, rand = (job.result() for job in carried_jobs)
     carried = Mask.load(ticket.run_dir / lottery.MASK)
     assert carried == found and carried.sparsity == pytest.approx(0.8, abs=1e-3)
     control = Mask.load(rand.run_dir / lottery.MASK)
@@ -44,25 +37,26 @@ def test_a_carried_ticket_trains_the_source_mask_from_the_source_rewind_point(tr
     params = dict(load_model(ticket.run_dir / "best.safetensors")[0].named_parameters())
     assert all(not params[k][~keep].any() for k, keep in found.keep.items())
     # Rewind epoch 0: the carried ticket starts from the seed's initialisation, the target dense run's start.
-    rewind = load_model(lottery.dense_run(source, train_store).path(lottery.REWIND))[0].state_dict()
-    target_init = load_model(lottery.dense_run(target, train_store).path(lottery.REWIND))[0].state_dict()
+    rewind = load_model(source.dense_run().path(lottery.REWIND))[0].state_dict()
+    target_init = load_model(target.dense_run().path(lottery.REWIND))[0].state_dict()
     assert all(torch.equal(rewind[k], target_init[k]) for k in rewind)
     # A carry between studies of other recipes is refused.
     other = dataclasses.replace(target, cfg=dataclasses.replace(CFG, lr=5e-3))
     with pytest.raises(ValueError, match="same model, seed, recipe"):
-        transfer.train_job(transfer.Job(transfer.Carry(source, other), "ticket", 2))
+        transfer.Carried(source, other, "ticket", 2)
 
 
 def test_held_out_method_leaves_training_and_is_scored_alone(train_store):
     method = "Deepfakes"
     without = transfer.without_method(train_store, method)
     assert method not in set(without.index["method"]) and len(without.index) < len(train_store.index)
-    only = transfer.only_method(train_store, method)
+    only = only_method(train_store, method)
     assert set(only.index["method"]) == {"original", method}
     with pytest.raises(ValueError, match="no method 'Nope'"):
         transfer.without_method(train_store, "Nope")
-    jobs = [transfer.HeldOut("quick", "cnn5", "tiny", str(train_store.root), CFG, 0, m) for m in (method, "FaceSwap")]
+    jobs = [transfer.HeldOut("quick", "cnn5", "tiny", train_store.ref(), CFG, 0, method=m)
+            for m in (method, "FaceSwap")]
     assert jobs[0].run().dir != jobs[1].run().dir                 # one run per held-out method
-    transfer.train_heldout(jobs[0])
-    scored = transfer.score_run(jobs[0].run().dir, only)
+    jobs[0].train()
+    scored = score_run(jobs[0].run().dir, only)
     assert scored["n"] == int((only.index["split"] == "test").sum()) and 0 <= scored["auc"] <= 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from dflite.config import resolve
 from dflite.studies import video
 
 
@@ -16,10 +17,11 @@ def test_video_auc_and_acc_come_from_the_frames_used():
     videos = pd.DataFrame({"compression": "c23", "media_id": ["r1", "r2", "f1", "f2"], "label": [0, 0, 1, 1],
                            "sampled": [[0, 1, 2, 3]] * 4})
     scores = {"r1": [0.1, 0.2, 0.9, 0.1], "r2": [0.3, 0.1, 0.1, 0.1], "f1": [0.9, 0.8, 0.2, 0.7]}  # f2: no face
-    per_frame = pd.DataFrame([{"model": "m", "variant": "dense", "sparsity": 0.0, "seed": 0, "compression": "c23",
-                               "media_id": m, "frame": f, "score": s}
+    ids = {"study": "baseline", "model": "m", "arm": "dense", "sparsity": 0.0, "ratio": 0.0, "scope": "global",
+           "steps": 1, "alpha": 0.0, "seed": 0, "compression": "c23"}
+    per_frame = pd.DataFrame([{**ids, "media_id": m, "frame": f, "score": s}
                               for m, ss in scores.items() for f, s in enumerate(ss)])
-    table = video.video_table("quick", per_frame, videos).set_index("frames")
+    table = video.video_table(resolve("quick"), per_frame, videos).set_index("frames")
     assert table.loc[16, "no_face"] == 1 and table.loc[16, "videos"] == 4
     # means: r1 .325, r2 .15, f1 .65, f2 0 (no face) -> one of four pairs ordered right... 3 of 4
     assert table.loc[16, "auc"] == pytest.approx(0.5)

@@ -10,12 +10,14 @@ from . import paths
 
 
 def _synth(args) -> int:
+    from .config import resolve
     from .data.synth import OutputFolderError, generate
 
     out = args.out or paths.synth_dir(args.profile)
     started = time.perf_counter()
     try:
-        summary = generate(out, profile=args.profile, seed=args.seed, force=args.force, workers=args.workers)
+        summary = generate(out, profile=args.profile, seed=args.seed, force=args.force, workers=args.workers,
+                           cfg=resolve(args.profile).synth)
     except OutputFolderError as e:
         print(f"dflite synth: {e}", file=sys.stderr)
         return 2
@@ -39,12 +41,12 @@ def _reproduce(args) -> int:
 
 
 def _extract(args) -> int:
-    from .config import get_profile, override
+    from .config import override, resolve
     from .data.extract import IncompleteStoreError, extract, is_synthetic, parse_shard, store_dir
     from .data.sources import DatasetLayoutError
     from .folders import OutputFolderError
 
-    cfg = get_profile(args.profile).extract
+    cfg = resolve(args.profile).extract
     changes = {k: v for k, v in (("sampling", args.sampling), ("frames", args.frames), ("size", args.size),
                                  ("compression", args.compression), ("split_mode", args.split),
                                  ("dfdc_val_parts", _names(args.dfdc_val_parts)),
@@ -82,13 +84,12 @@ def _names(text):
 
 
 def _train(args) -> int:
-    from .config import override
+    from .config import override, resolve
     from .data.extract import load_store
     from .engine.runs import train_run
     from .engine.train import fit, input_size, seeded_model
-    from .studies import train_config
 
-    cfg = train_config(args.profile, args.model)
+    cfg = resolve(args.profile).recipe(args.model)
     if args.epochs:
         cfg = override(cfg, epochs=args.epochs, warmup_epochs=min(cfg.warmup_epochs, args.epochs))
     if args.input_size is not None:
@@ -112,43 +113,38 @@ def _train(args) -> int:
 
 
 def _inspect(args) -> int:
-    from .data.sources import DatasetLayoutError, inspect_dfdc, inspect_ffpp, inspect_openforensics
+    from .config import resolve
+    from .data.sources import DatasetLayoutError, get_adapter
 
     try:
-        if args.dataset == "ffpp":
-            info = inspect_ffpp(args.root)
-            print(info["videos"].to_string())
-            print("mask videos:", info["masks"])
-            print("split pairs:", info["split_pairs"])
-        elif args.dataset == "dfdc":
-            info = inspect_dfdc(args.root)
-            print(info["parts"].to_string())
-            if info["parts"]["missing"].sum():
-                print(f"warning: {info['parts']['missing'].sum()} videos listed in metadata.json are missing")
-        else:
-            info = {"skipped": None}
-            print(inspect_openforensics(args.root).to_string())
+        found = get_adapter(args.dataset).inspect(args.root, resolve(args.profile).extract)
     except DatasetLayoutError as e:
         print(f"dflite inspect: {e}", file=sys.stderr)
         return 2
-    skipped = info["skipped"]
-    if skipped is not None and len(skipped):
-        print(f"warning: {len(skipped)} files will be skipped:", skipped["reason"].value_counts().to_dict())
-        print(skipped.head(20).to_string(index=False))
+    for name, table in found.tables.items():
+        print(f"{name}:")
+        print(table.to_string())
+    for name, value in found.facts.items():
+        print(f"{name}: {value}")
+    if len(found.skipped):
+        print(f"warning: {len(found.skipped)} files will be skipped:", found.skipped["reason"].value_counts().to_dict())
+        print(found.skipped.head(20).to_string(index=False))
     return 0
 
 
 def _detect(args) -> int:
-    from .analysis import detect
-    from .config import get_profile
+    from . import detect
+    from .config import resolve
 
+    p = resolve(args.profile)
     try:
-        detector = detect.load_detector(args.run, args.weights, get_profile(args.profile).extract)
+        detector = detect.load_detector(args.run, args.weights, p.extract)
         rule = detect.Rule(args.rule, args.threshold, args.share)
         if detector.synthetic:
             print(f"dflite detect: {detector.source} was trained on synthetic data (or nothing says otherwise): "
                   "it is not a detector for real-world videos", file=sys.stderr)
-        reports = detect.detect_all(args.paths, detector, args.out, args.frames, rule, progress=not args.quiet)
+        reports = detect.detect_all(args.paths, detector, args.out, args.frames or p.video.frames, rule,
+                                    progress=not args.quiet)
     except (ValueError, FileNotFoundError) as e:
         print(f"dflite detect: {e}", file=sys.stderr)
         return 2
@@ -160,7 +156,7 @@ def _detect(args) -> int:
 
 
 def _demo(args) -> int:
-    from . import demo
+    from .detect import demo
 
     try:
         import gradio  # noqa: F401
@@ -171,13 +167,15 @@ def _demo(args) -> int:
         print(f"dflite demo: {args.run}: not a finished run folder (no best.safetensors)", file=sys.stderr)
         return 2
     print(f"dflite demo on http://{args.host}:{args.port} (Ctrl-C stops it)")
-    demo.launch(args.run, args.host, args.port, args.max_mb)
+    demo.launch(args.run, args.host, args.port, args.max_mb, profile=args.profile)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import PROFILES
+    from .data.sources import ADAPTERS
 
+    datasets = sorted(ADAPTERS)
     p = argparse.ArgumentParser(prog="dflite", description="Lightweight deepfake detection: data, study, tools.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -206,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("extract", help="face crops from a dataset into a crop store",
                        description="Sample frames, detect faces (Haar), write square crops with index.csv, "
                                    "failures.csv and summary.json. Parallel and resumable.")
-    e.add_argument("--dataset", required=True, choices=["ffpp", "openforensics", "celebdf", "dfdc"])
+    e.add_argument("--dataset", required=True, choices=datasets)
     e.add_argument("--root", required=True, help="dataset root folder")
     e.add_argument("--out", help="crop store folder (default: data/crops/<profile>/<dataset>_<hash>)")
     e.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="extraction settings (default: quick)")
@@ -249,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--weights", help="a weights file saved by dflite (safetensors with its spec)")
     d.add_argument("--out", default="detections", help="report folder (default: ./detections)")
     d.add_argument("--profile", default="quick", choices=sorted(PROFILES),
-                   help="face settings for --weights (a run folder brings its own)")
-    d.add_argument("--frames", type=int, default=16, help="frames sampled per video (default 16)")
+                   help="face settings for --weights (a run folder brings its own) and frames per video")
+    d.add_argument("--frames", type=int, default=None, help="frames sampled per video (default: the profile's, 16)")
     d.add_argument("--rule", default="frames", choices=["frames", "mean"], help="verdict rule (see README)")
     d.add_argument("--threshold", type=float, default=0.5, help="a face is fake at or above this probability")
     d.add_argument("--share", type=float, default=0.5, help="frames rule: fake when this share of face frames are")
@@ -264,13 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 to share on the network)")
     w.add_argument("--port", type=int, default=7860)
     w.add_argument("--max-mb", type=float, default=100, help="largest upload in MB")
+    w.add_argument("--profile", default="quick", choices=sorted(PROFILES),
+                   help="default run and frames per video (default: quick)")
     w.set_defaults(func=_demo)
 
+    titles = ", ".join(a.title for a in ADAPTERS.values())
     i = sub.add_parser("inspect", help="report what a real dataset root holds",
-                       description="Check a FaceForensics++, OpenForensics or DFDC root, count what it holds "
+                       description=f"Check a dataset root ({titles}) against its layout, count what it holds "
                                    "and list every file extraction will skip, with the reason.")
-    i.add_argument("--dataset", required=True, choices=["ffpp", "openforensics", "dfdc"])
+    i.add_argument("--dataset", required=True, choices=datasets)
     i.add_argument("--root", required=True, help="dataset root folder")
+    i.add_argument("--profile", default="quick", choices=sorted(PROFILES),
+                   help="extraction settings (FF++: the compression whose split coverage is checked)")
     i.set_defaults(func=_inspect)
     return p
 

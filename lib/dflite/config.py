@@ -114,7 +114,6 @@ class BaselineStudy:
     ablation_model: str = "cnn5"     # model of the schedule and leakage ablations
     ablation_seeds: tuple = (0,)     # seeds of the ablation runs
     latency_repeats: int = 30        # CPU latency: median over this many batch-1 forward passes
-    workers: int = 2                 # runs trained at once on the CPU, one thread each (1 on a GPU)
 
 
 # The quick lottery study trains 64 runs (2 models x 2 seeds x (dense + 4 levels x 4 arms, one shared))
@@ -141,7 +140,6 @@ class LotteryStudy:
     prune_classifier: bool = True    # prune the output layer too (open_lth does)
     rewind_epoch: int = 0            # rewind to the weights after this many epochs (0 = the original init)
     arms: tuple = ("imp", "oneshot", "random_reinit", "random_mask")
-    workers: int = 2                 # runs trained at once on the CPU, one thread each (1 on a GPU)
     latency_repeats: int = 50        # dense vs sparse CPU latency: median over this many passes
     recipes: dict = field(default_factory=dict)  # model -> TrainConfig changes on top of its baseline recipe
 
@@ -179,7 +177,8 @@ class StructuredStudy:
     latency_sizes: tuple = (224,)    # input sides timed besides the profile's own
     latency_threads: tuple = (1, 2)  # thread counts timed, the same for every runtime
     latency_repeats: int = 30        # median over this many batch-1 passes (after 5 warm-up passes)
-    workers: int = 2                 # runs trained at once on the CPU, one thread each (1 on a GPU)
+    report_px: int = 224             # the final table and the speed goals at this input side (the capstone's)
+    report_threads: int = 2          # and with this many threads
 
 
 @dataclass(frozen=True)
@@ -191,7 +190,6 @@ class TransferStudy:
     levels: tuple = (2, 3, 4)        # IMP levels carried: 40/60/80 % of the study schedule
     heldout_seeds: tuple = (0,)      # held-out-method runs at each seed (5 runs per seed and model)
     compression: str = "c40"         # the other FF++ compression every FF++ model is also scored on
-    workers: int = 2                 # runs trained at once on the CPU, one thread each (1 on a GPU)
 
 
 @dataclass(frozen=True)
@@ -211,14 +209,19 @@ class VideoStudy:
     frames: int = 16                 # frames sampled per test video (as `dflite detect`)
     frame_counts: tuple = (1, 2, 4, 8, 16)  # video AUC against this many of them (evenly spaced)
     compressions: tuple = ("c23", "c40")  # the test videos of each FF++ compression
-    workers: int = 2                 # processes finding faces in the videos
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything a profile sets, one section per stage."""
+    """Everything a profile sets, one section per stage; notebooks and commands resolve it once (`resolve`) and
+    pass the object down."""
 
     name: str = "quick"
+    dataset: str = "synthetic"       # synthetic (generated) | a registered real dataset: ffpp, openforensics, ...
+    data_root: str = ""              # the real dataset's folder (unused for synthetic)
+    data_seed: int = 0               # the synthetic set's seed: same seed and profile give identical files
+    workers: int = 2                 # processes on the CPU (runs trained at once, one thread each; extraction);
+                                     # a run on a GPU has the whole device
     synth: SynthConfig = field(default_factory=SynthConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -230,43 +233,18 @@ class Profile:
     video: VideoStudy = field(default_factory=VideoStudy)
     recipes: dict = field(default_factory=dict)  # model -> its TrainConfig changes (input size, budget)
 
+    def __post_init__(self):
+        # Recipe changes are typed like the fields they change: a wrong key or type fails when the profile is made.
+        for changes in (*self.recipes.values(), *self.lottery.recipes.values(), self.structured.finetune):
+            override(self.train, **changes)
 
-PROFILES = {
-    # Quick distils from CNN-5, not B0: from scratch at 64 px on 2 CPU cores B0 reaches AUC ~0.67 (README),
-    # a teacher with little to teach; CNN-5 (AUC ~0.98) is the quick profile's best and cheapest detector.
-    "quick": Profile(recipes=QUICK_RECIPES, lottery=LotteryStudy(recipes=QUICK_LOTTERY_RECIPES),
-                     structured=StructuredStudy(teacher="cnn5")),
-    "standard": Profile(
-        name="standard",
-        synth=SynthConfig(identities=240, frames=32, frame_size=256, patch_size=176,
-                          of_images=(1200, 300, 300, 300), of_size=(512, 384)),
-        extract=ExtractConfig(frames=16, size=160),
-        train=TrainConfig(input_size=128, epochs=20, warmup_epochs=2, patience=5),
-        baselines=BaselineStudy(models=BASELINE_MODELS, seeded_models=BASELINE_MODELS, ablation_seeds=(0, 1, 2)),
-        lottery=LotteryStudy(models=STUDY_MODELS, kinds=("ffpp", "openforensics"), seeds=(0, 1, 2), workers=1),
-        structured=StructuredStudy(seeds=(0, 1, 2), workers=1, latency_repeats=100,
-                                   finetune={"epochs": 3, "epoch_size": 0, "lr": 5e-4, "warmup_epochs": 0}),
-        transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), heldout_seeds=(0, 1, 2), workers=1),
-        gradcam=GradcamStudy(per_method=100, road_per_method=20),
-    ),
-    # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
-    "paper": Profile(
-        name="paper",
-        synth=SynthConfig(identities=240, frames=32, frame_size=256, patch_size=176,
-                          of_images=(1200, 300, 300, 300), of_size=(512, 384)),
-        extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=0, min_size=80, min_box=0.85),
-        train=TrainConfig(input_size=0, epochs=30, warmup_epochs=10, optimizer="sgd", lr=5e-4, weight_decay=1e-5,
-                          pretrained=True, patience=10),
-        baselines=BaselineStudy(models=BASELINE_MODELS, seeded_models=BASELINE_MODELS,
-                                ablation_model="efficientnet_b0"),
-        lottery=LotteryStudy(models=STUDY_MODELS, kinds=("ffpp", "openforensics"), seeds=(0, 1, 2), rewind_epoch=1,
-                             workers=1),
-        structured=StructuredStudy(seeds=(0, 1, 2), workers=1, kd_from="init", latency_repeats=100,
-                                   finetune={"epochs": 5, "epoch_size": 0, "lr": 1e-4, "warmup_epochs": 0}),
-        transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), heldout_seeds=(0, 1, 2), workers=1),
-        gradcam=GradcamStudy(per_method=200, road_per_method=20),
-    ),
-}
+    def recipe(self, model: str) -> TrainConfig:
+        """The training recipe of `model`: the profile's TrainConfig with the model's own changes."""
+        return override(self.train, **self.recipes.get(model, {}))
+
+    def lottery_recipe(self, model: str) -> TrainConfig:
+        """The lottery runs' recipe: the model's recipe with the ticket study's changes."""
+        return override(self.recipe(model), **self.lottery.recipes.get(model, {}))
 
 
 def get_profile(name: str) -> Profile:
@@ -275,13 +253,37 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
+def resolve(profile, **changes) -> Profile:
+    """The Profile a notebook or command works with: a profile name (or object) with top-level changes, e.g.
+    the notebook parameters dataset, data_root, data_seed and workers; checked like every override."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    return override(p, **changes) if changes else p
+
+
+_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "tuple": (tuple, list),
+          "dict": (dict,)}
+
+
+def _check_type(cls_name: str, name: str, annotation: str, value) -> None:
+    """A change of the wrong type is named here, not deep inside a run (bool is no int, though Python says so)."""
+    allowed = _TYPES.get(annotation)
+    if allowed is None:  # a nested section: must be that section's dataclass
+        if type(value).__name__ != annotation:
+            raise ValueError(f"{cls_name}.{name} must be a {annotation}, got {value!r}")
+        return
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        raise ValueError(f"{cls_name}.{name} must be {annotation}, got {value!r} ({type(value).__name__})")
+
+
 def override(cfg, **changes):
-    """dataclasses.replace that names the unknown key instead of a TypeError deep in a call."""
-    known = {f.name for f in dataclasses.fields(cfg)}
-    unknown = sorted(set(changes) - known)
+    """dataclasses.replace that names an unknown key or a value of the wrong type instead of failing deep in a call."""
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(changes) - set(fields))
     if unknown:
         raise ValueError(f"unknown {type(cfg).__name__} field(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(known))}")
+                         f"known: {', '.join(sorted(fields))}")
+    for k, v in changes.items():
+        _check_type(type(cfg).__name__, k, str(fields[k].type), v)
     fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
     return dataclasses.replace(cfg, **fixed)
 
@@ -310,3 +312,40 @@ def stable_hash(obj) -> str:
 def config_hash(*cfgs) -> str:
     """8 hex digits naming configs by their non-default fields (defaults hash the same forever)."""
     return stable_hash(non_defaults(cfgs[0]) if len(cfgs) == 1 else [non_defaults(c) for c in cfgs])
+
+
+PROFILES = {
+    # Quick distils from CNN-5, not B0: from scratch at 64 px on 2 CPU cores B0 reaches AUC ~0.67 (README),
+    # a teacher with little to teach; CNN-5 (AUC ~0.98) is the quick profile's best and cheapest detector.
+    "quick": Profile(recipes=QUICK_RECIPES, lottery=LotteryStudy(recipes=QUICK_LOTTERY_RECIPES),
+                     structured=StructuredStudy(teacher="cnn5")),
+    "standard": Profile(
+        name="standard",
+        synth=SynthConfig(identities=240, frames=32, frame_size=256, patch_size=176,
+                          of_images=(1200, 300, 300, 300), of_size=(512, 384)),
+        extract=ExtractConfig(frames=16, size=160),
+        train=TrainConfig(input_size=128, epochs=20, warmup_epochs=2, patience=5),
+        baselines=BaselineStudy(models=BASELINE_MODELS, seeded_models=BASELINE_MODELS, ablation_seeds=(0, 1, 2)),
+        lottery=LotteryStudy(models=STUDY_MODELS, kinds=("ffpp", "openforensics"), seeds=(0, 1, 2)),
+        structured=StructuredStudy(seeds=(0, 1, 2), latency_repeats=100,
+                                   finetune={"epochs": 3, "epoch_size": 0, "lr": 5e-4, "warmup_epochs": 0}),
+        transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), heldout_seeds=(0, 1, 2)),
+        gradcam=GradcamStudy(per_method=100, road_per_method=20),
+    ),
+    # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
+    "paper": Profile(
+        name="paper",
+        synth=SynthConfig(identities=240, frames=32, frame_size=256, patch_size=176,
+                          of_images=(1200, 300, 300, 300), of_size=(512, 384)),
+        extract=ExtractConfig(sampling="capstone", size=256, detect_max_side=0, min_size=80, min_box=0.85),
+        train=TrainConfig(input_size=0, epochs=30, warmup_epochs=10, optimizer="sgd", lr=5e-4, weight_decay=1e-5,
+                          pretrained=True, patience=10),
+        baselines=BaselineStudy(models=BASELINE_MODELS, seeded_models=BASELINE_MODELS,
+                                ablation_model="efficientnet_b0"),
+        lottery=LotteryStudy(models=STUDY_MODELS, kinds=("ffpp", "openforensics"), seeds=(0, 1, 2), rewind_epoch=1),
+        structured=StructuredStudy(seeds=(0, 1, 2), kd_from="init", latency_repeats=100,
+                                   finetune={"epochs": 5, "epoch_size": 0, "lr": 1e-4, "warmup_epochs": 0}),
+        transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), heldout_seeds=(0, 1, 2)),
+        gradcam=GradcamStudy(per_method=200, road_per_method=20),
+    ),
+}

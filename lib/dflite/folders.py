@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -39,12 +40,18 @@ def claim(out: Path, marker: str, want: dict, force: bool, command: str, normali
         return "replace"
     if normalize:
         have = normalize(have)
-    differ = differences({k: have.get(k) for k in want}, want)
-    if differ:
-        raise OutputFolderError(
-            f"{out} holds output of `{command}` made with other settings ({describe(differ)}); pass --force "
-            "to redo it, or choose another --out")
+    refuse_other({k: have.get(k) for k in want}, want, f"{out} holds output of `{command}` that was",
+                 "pass --force to redo it, or choose another --out")
     return "reuse" if have.get("complete") else "resume"
+
+
+def refuse_other(have: dict, want: dict, what: str, way_out: str, error=OutputFolderError) -> None:
+    """Raise `error` naming every field where what a folder (or file) was made with differs from what is asked
+    for, with the way out that works where the user is: the one refusal of crop stores, synthetic sets, runs
+    and detection reports."""
+    differ = differences(have, want)
+    if differ:
+        raise error(f"{what} made with other settings ({describe(differ)}); {way_out}")
 
 
 def differences(have: dict, want: dict, prefix: str = "") -> list:
@@ -79,19 +86,31 @@ def write_marker(out: Path, marker: str, body: dict) -> None:
     write_json(Path(out) / marker, body)
 
 
-def write_json(path: Path, obj) -> None:
-    """Write JSON atomically (a killed run never leaves half a file that looks finished)."""
+@contextmanager
+def atomic(path, keep_suffix: bool = False):
+    """Yield a temporary path beside `path` and move it into place when the block ends without an error: a
+    killed run never leaves half a file that looks finished. The temporary name holds the process id (shards
+    may write the same file) and ends in .part, so no glob for the real files finds it; `keep_suffix` keeps
+    the suffix last instead, for writers that choose the format by it (ffmpeg)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")  # per process: shards may write the same file
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.part{path.suffix}" if keep_suffix else
+                         f"{path.name}.{os.getpid()}.part")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, obj) -> None:
+    with atomic(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1))
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    with atomic(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_png(path: Path, img, fast: bool = False) -> None:

@@ -1,1 +1,2 @@
-"""Analysis: the figures of the notebooks (later: Grad-CAM scored against masks, transfer)."""
+"""Measurement: statistics over seeds, Grad-CAM scored against manipulation masks, detectors scored on other
+data, display labels, and the notebooks' figures."""

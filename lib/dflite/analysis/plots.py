@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..config import METHODS
+from ..data.sources import ffpp
 from ..data.video import read_frames
 
 # Figures of video frames are photographs to PNG: at the default 100 dpi one takes 300-600 kB of
@@ -19,21 +20,20 @@ FRAME_DPI = 60
 def method_grid(ffpp_root, target: str, compression: str = "c23", frame: int = 0, methods=METHODS):
     """One real frame beside each method's fake of the same frame, masks underneath."""
     root = Path(ffpp_root)
-    real = read_frames(root / "original_sequences" / "youtube" / compression / "videos" / f"{target}.mp4", [frame])[0]
+    real = read_frames(ffpp.real_dir(root, compression) / f"{target}.mp4", [frame])[0]
     fig, axes = plt.subplots(2, len(methods) + 1, figsize=(2.1 * (len(methods) + 1), 4.4), dpi=FRAME_DPI)
     axes[0, 0].imshow(real[..., ::-1])
     axes[0, 0].set_title("original", fontsize=9)
     axes[1, 0].set_visible(False)
     for k, method in enumerate(methods, start=1):
-        vids = root / "manipulated_sequences" / method
-        fake_path = next(iter(sorted((vids / compression / "videos").glob(f"{target}_*.mp4"))), None)
+        fake_path = next(iter(sorted(ffpp.fake_dir(root, method, compression).glob(f"{target}_*.mp4"))), None)
         axes[0, k].set_title(method, fontsize=9)
         if fake_path is None:
             axes[0, k].text(0.5, 0.5, "missing", ha="center")
             axes[1, k].set_visible(False)
             continue
         axes[0, k].imshow(read_frames(fake_path, [frame])[0][..., ::-1])
-        mask_path = vids / "masks" / "videos" / fake_path.name
+        mask_path = ffpp.mask_dir(root, method) / fake_path.name
         if mask_path.is_file():
             axes[1, k].imshow(read_frames(mask_path, [frame])[0][..., 0], cmap="gray", vmin=0, vmax=255)
         else:
@@ -73,7 +73,6 @@ def scene_with_boxes(of_root, split: str = "Val", image_index: int = 0):
 
 def crops_with_boxes(store_root, index, dataset_root, per_method: int = 1, seed: int = 0):
     """Per method: the frame with the detected box drawn, and the stored crop beside it."""
-    from ..data.video import read_frames
 
     methods = sorted(index["method"].unique(), key=lambda m: (m != "original", m))
     fig, axes = plt.subplots(2, len(methods), figsize=(1.8 * len(methods), 3.8), squeeze=False, dpi=FRAME_DPI - 15)
@@ -196,26 +195,28 @@ def sparsity_curves(summary, metrics=("auc", "acc")):
 def slimming_curves(summary, student: str, reference: str, ratios, alphas, alpha: float, sweep: tuple):
     """Notebook 04: test AUC against the pruning ratio (fine-tuned, and with KD) and against the KD alpha.
 
-    `summary` is studies.structured.summary's table (model, variant rows); `sweep` the sweep's (scope,
-    steps); the dense student and reference are grey and dashed lines (± sd bands over seeds).
+    `summary` is studies.structured.summary's table (indexed by model, arm, ratio, scope, steps, alpha);
+    `sweep` the sweep's (scope, steps); the dense student and reference are grey and dashed lines (± sd bands
+    over seeds).
     """
-    from ..compress.slimming import Variant
+    def pick(model, arm, ratio, scope, steps, a):
+        return summary.loc[(model, arm, ratio, scope, steps, a)]
 
-    s = summary.loc[student]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.2))
     for ax in (left, right):
         for model, style in ((student, "-"), (reference, "--")):
-            dense = summary.loc[(model, "dense")]
+            dense = pick(model, "dense", 0.0, "global", 1, 0.0)
             m, sd = float(dense["auc"]), float(np.nan_to_num(dense["auc_sd"]))
             ax.axhspan(m - sd, m + sd, color="grey", alpha=0.2, lw=0)
             ax.axhline(m, color="grey", ls=style, lw=1, label=f"{model} dense")
     for a, label, color in ((0.0, "fine-tuned", "tab:blue"), (alpha, f"+ KD α={alpha:g}", "tab:orange")):
-        rows = s.loc[[Variant(r, *sweep, a).label for r in ratios]]
-        left.errorbar([r * 100 for r in ratios], rows["auc"], yerr=rows["auc_sd"].fillna(0), marker="o", ms=4,
-                      capsize=2, color=color, label=label)
-    rows = s.loc[[Variant(0.0, alpha=a).label for a in alphas]]
-    right.errorbar(list(alphas), rows["auc"], yerr=rows["auc_sd"].fillna(0), marker="o", ms=4, capsize=2,
-                   color="tab:orange", label=f"{student} + KD")
+        rows = [pick(student, "variant", r, *sweep, a) for r in ratios]
+        left.errorbar([r * 100 for r in ratios], [r["auc"] for r in rows],
+                      yerr=[np.nan_to_num(r["auc_sd"]) for r in rows], marker="o", ms=4, capsize=2, color=color,
+                      label=label)
+    rows = [pick(student, "variant", 0.0, "global", 1, a) for a in alphas]
+    right.errorbar(list(alphas), [r["auc"] for r in rows], yerr=[np.nan_to_num(r["auc_sd"]) for r in rows],
+                   marker="o", ms=4, capsize=2, color="tab:orange", label=f"{student} + KD")
     left.set(xlabel="channels pruned (%)", ylabel="test AUC", title=f"{student}: Taylor pruning + fine-tuning")
     right.set(xlabel="KD alpha (0 = no teacher)", ylabel="test AUC", title="distillation, unpruned")
     left.legend(fontsize=7, loc="lower left")
@@ -250,25 +251,31 @@ def cam_grid(images, masks, cams: dict, methods):
 
 
 def focus_curves(table, score: str = "energy_ratio"):
-    """Notebook 06: a Grad-CAM score against sparsity per model (mean over methods, ± sd over seeds), one
-    line per pruned variant from its dense net at 0 %; the dashed line is a uniform map's (1 for the energy ratio)."""
+    """Notebook 06: a Grad-CAM score against the share pruned per model (mean over methods, ± sd over seeds),
+    one line per pruned arm or variant from its dense net at 0 %; the dashed line is a uniform map's (1 for
+    the energy ratio)."""
     import pandas as pd
     import seaborn as sns
 
-    per_seed = table.groupby(["model", "variant", "sparsity", "seed"], as_index=False, sort=False)[score].mean()
-    # Every pruned variant's line starts at its dense net (0 %); models with nothing pruned are left out.
+    from .labels import arm
+
+    keys = ["study", "model", "arm", "sparsity", "ratio", "scope", "steps", "alpha", "seed"]
+    per_seed = table.groupby(keys, as_index=False, sort=False)[score].mean()
+    per_seed["pruned %"] = (per_seed["sparsity"] + per_seed["ratio"]) * 100  # weights (tickets) or channels
+    # A line per lottery arm, and per structured variant kind (pruned, pruned + KD) over its ratios.
+    per_seed["line"] = [arm(a) if study == "lottery" else "Taylor pruned" + (" + KD" if alpha else "")
+                        for study, a, alpha in zip(per_seed.study, per_seed.arm, per_seed.alpha)]
     lines = []
-    for (model, variant), part in per_seed.groupby(["model", "variant"], sort=False):
-        if variant != "dense":
-            dense = per_seed[(per_seed.model == model) & (per_seed.variant == "dense")]
-            lines.append(pd.concat([dense.assign(variant=variant), part]))
+    for (study, model, line), part in per_seed.groupby(["study", "model", "line"], sort=False):
+        if (part.arm != "dense").any():
+            dense = per_seed[(per_seed.study == study) & (per_seed.model == model) & (per_seed.arm == "dense")]
+            lines.append(pd.concat([dense.assign(line=line), part[part.arm != "dense"]]))
     per_seed = pd.concat(lines, ignore_index=True)
-    per_seed["sparsity %"] = per_seed["sparsity"] * 100
     models = list(per_seed["model"].unique())
     fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.0), squeeze=False, sharey=True)
     for ax, model in zip(axes[0], models):
         part = per_seed[per_seed.model == model]
-        sns.lineplot(part, x="sparsity %", y=score, hue="variant", style="variant", markers=True, dashes=False,
+        sns.lineplot(part, x="pruned %", y=score, hue="line", style="line", markers=True, dashes=False,
                      errorbar="sd", err_style="bars", ax=ax)
         if score == "energy_ratio":
             ax.axhline(1.0, color="grey", ls="--", lw=0.8)
@@ -314,8 +321,10 @@ def frames_curves(table, metric: str = "auc"):
     model and variant (mean over seeds, ± sd bars)."""
     import seaborn as sns
 
-    t = table.assign(detector=table.model.str.replace("efficientnet_", "") + " " + table.variant.str.replace(
-        "structured ", "").str.replace(" 1-shot", ""))
+    from .labels import detector
+
+    t = table.assign(detector=[m.replace("efficientnet_", "") + " " + detector(r).replace(" 1-shot", "")
+                               for m, (_, r) in zip(table.model, table.iterrows())])
     comps = list(t.compression.unique())
     fig, axes = plt.subplots(1, len(comps), figsize=(4.4 * len(comps), 3.3), squeeze=False, sharey=True)
     for ax, comp in zip(axes[0], comps):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..folders import atomic
 from ..nets.models import count_parameters
 
 
@@ -62,24 +63,22 @@ def export_onnx(model: nn.Module, path, input_size: int, rtol: float = 1e-3, ato
     against torch's outputs on random inputs: |onnx - torch| beyond atol + rtol * |torch| is an error
     (ONNX Runtime fuses and reorders float operations, so large logits differ in the last digits)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     x = torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
-    tmp = path.with_name(path.stem + ".part.onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about Python ints in timm's padding code
-        torch.onnx.export(model, (x[:1],), str(tmp), input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
-                          dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}}, opset_version=17,
-                          dynamo=False)
-    with torch.inference_mode():
-        want = model(x).numpy()
-    got = session(tmp, threads=1).run(None, {ONNX_INPUT: x.numpy()})[0]
-    if not np.allclose(got, want, rtol=rtol, atol=atol):
-        diff, scale = float(np.abs(got - want).max()), float(np.abs(want).max())
-        raise RuntimeError(f"ONNX export of {getattr(model, 'dflite_spec', {}).get('name', 'the model')} differs from "
-                           f"torch by up to {diff:.2e} on outputs up to {scale:.2e} (rtol {rtol:g}, atol {atol:g}); "
-                           f"see {tmp}")
-    tmp.replace(path)
+    with atomic(path, keep_suffix=True) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python ints in timm's padding code
+            torch.onnx.export(model, (x[:1],), str(tmp), input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
+                              dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}}, opset_version=17,
+                              dynamo=False)
+        with torch.inference_mode():
+            want = model(x).numpy()
+        got = session(tmp, threads=1).run(None, {ONNX_INPUT: x.numpy()})[0]
+        if not np.allclose(got, want, rtol=rtol, atol=atol):
+            diff, scale = float(np.abs(got - want).max()), float(np.abs(want).max())
+            name = getattr(model, "dflite_spec", {}).get("name", "the model")
+            raise RuntimeError(f"ONNX export of {name} differs from torch by up to {diff:.2e} on outputs up to "
+                               f"{scale:.2e} (rtol {rtol:g}, atol {atol:g})")
     return path
 
 

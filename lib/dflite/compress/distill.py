@@ -14,8 +14,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..engine.train import Hooks
-
 
 def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """T^2 * BCE_with_logits(student / T, sigmoid(teacher / T)), averaged over the batch."""
@@ -54,7 +52,3 @@ class Distiller:
         soft = soft_loss(logits, self.teacher_logits(inputs), self.temperature)
         return self.alpha * soft + (1 - self.alpha) * hard
 
-
-def distill_hooks(teacher: nn.Module, alpha: float, temperature: float = 4.0) -> Hooks:
-    """Hooks for `engine.fit` that train the model as a student of `teacher`."""
-    return Hooks(loss=Distiller(teacher, alpha, temperature))

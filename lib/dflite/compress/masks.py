@@ -9,7 +9,6 @@ Masks are saved in safetensors (uint8) with their settings in the metadata.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ from torch import nn
 
 from .. import paths
 from ..config import stable_hash
+from ..folders import atomic
 from ..nets.models import count_parameters, model_info
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
@@ -96,12 +96,9 @@ class Mask:
         return table
 
     def save(self, path, meta: dict | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        save_file({k: v.to(torch.uint8).contiguous() for k, v in self.keep.items()}, str(tmp),
-                  metadata={"dflite_mask": json.dumps(meta or {})})
-        tmp.replace(path)
+        with atomic(path) as tmp:
+            save_file({k: v.to(torch.uint8).contiguous() for k, v in self.keep.items()}, str(tmp),
+                      metadata={"dflite_mask": json.dumps(meta or {})})
 
     @classmethod
     def load(cls, path) -> Mask:

@@ -12,90 +12,53 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import shutil
 import time
 import zlib
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from .. import __version__, paths
-from ..config import OF_SPLITS, ExtractConfig, config_hash, from_dict, override, stable_hash, to_dict
+from ..config import ExtractConfig, override, to_dict
 from ..folders import claim, clear, write_json, write_marker, write_png
+from ..parallel import imap
 from . import video
-from .faces import HaarConfig, crop_square, detect_faces, detect_near, iou
-from .sources import MediaRecord, celebdf_records, dfdc_records, ffpp_records, group_split, openforensics_records
-from .synth import MARKER as SYNTH_MARKER
+from .faces import crop_square, detect_faces, faces_in_frames, haar_config, iou
+from .sources import MediaRecord, get_adapter, group_split
+from .store import MARKER, CropStore, is_synthetic, load_store, store_dir
+from .updates import (
+    LAYOUT,
+    IncompleteStoreError,
+    drop_stale,
+    file_stat,
+    listed,
+    media_fingerprint,
+    parse_shard,
+    part_path,
+    reuse_official,
+    shard_of,
+    with_defaults,
+)
 from .video import VideoError, captured_stderr, read_sampled, sample_frame_indices
 
-MARKER = "store.json"
+__all__ = ["CropStore", "extract", "is_synthetic", "load_store", "parse_shard", "store_dir"]
+
 OWNED = ("crops", "masks", "parts", "index.csv", "masks.csv", "mask_failures.csv", "media.csv", "failures.csv",
          "skipped.csv", "summary.json", MARKER)
-LAYOUT = 2  # 2: mask crops of fakes with a mask video; a store of layout 1 gets them on its next extract
-DATASETS = ("ffpp", "openforensics", "celebdf", "dfdc")
 STAGES = ("decode", "detect", "crop", "write")
 INDEX_COLUMNS = ["media_id", "frame", "face", "label", "method", "split", "group", "compression",
                  "x", "y", "w", "h", "detected", "crop", "source"]
 
 
-@dataclass
-class CropStore:
-    """A finished crop store, as read back from disk."""
-
-    root: Path
-    index: pd.DataFrame     # one row per crop
-    media: pd.DataFrame     # one row per video/image: frames sampled, frames with a face, crops
-    failures: pd.DataFrame  # one row per media that gave no crop, with the reason
-    summary: dict
-    config: dict            # the ExtractConfig it was made with (store.json)
-    kind: str = ""          # the dataset adapter it read: ffpp | openforensics | celebdf
-    synthetic: bool = False  # read from a set dflite generated (not real data)
-    masks: pd.DataFrame = None  # crop -> its manipulation mask crop (fakes with a mask video only)
-
-    @property
-    def fingerprint(self) -> str:
-        """12 hex digits of index.csv: which crops, labels, splits and boxes (a run records what it read)."""
-        return hashlib.sha256((self.root / "index.csv").read_bytes()).hexdigest()[:12]
-
-
-def store_dir(profile: str, dataset: str, cfg: ExtractConfig, synthetic: bool = False) -> Path:
-    """data/crops/<profile>/[synthetic_]<dataset>_<hash8>: a store per dataset, origin and extraction settings
-    (the synthetic FF++ set and a real FF++ download never share a folder)."""
-    return paths.data_dir() / "crops" / profile / f"{'synthetic_' if synthetic else ''}{dataset}_{config_hash(cfg)}"
-
-
-def is_synthetic(root) -> bool:
-    """A dataset root inside a set `dflite synth` generated (its marker sits one level up)."""
-    return (Path(root).resolve().parent / SYNTH_MARKER).is_file()
-
-
-def haar_config(cfg: ExtractConfig) -> HaarConfig:
-    return HaarConfig(scale_factor=cfg.scale_factor, min_neighbors=cfg.min_neighbors, min_size=cfg.min_size,
-                      max_side=cfg.detect_max_side, min_box=cfg.min_box)
-
-
 def dataset_records(dataset: str, root, cfg: ExtractConfig) -> list:
-    """The records to extract, with the splits cfg.split_mode asks for."""
-    if dataset == "ffpp":
-        records = ffpp_records(root, cfg.methods, cfg.compression)
-    elif dataset == "openforensics":
-        records = [r for split in OF_SPLITS if (Path(root) / f"{split}_poly.json").is_file()
-                   for r in openforensics_records(root, split)]
-        if not records:
-            openforensics_records(root, "Train")  # raises the layout error that lists what was expected
-    elif dataset == "celebdf":
-        records = celebdf_records(root, seed=cfg.seed)
-    elif dataset == "dfdc":
-        records = dfdc_records(root, cfg.seed, cfg.dfdc_val_parts, cfg.dfdc_test_parts)
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    """The adapter's records, with the splits cfg.split_mode asks for."""
+    records = get_adapter(dataset).records(root, cfg)
     if cfg.split_mode == "group":
         by_group = group_split([r.group for r in records if r.split != "unlisted"], seed=cfg.seed)
         records = [r if r.split == "unlisted" else MediaRecord(**{**asdict(r), "split": by_group[r.group]})
@@ -105,15 +68,6 @@ def dataset_records(dataset: str, root, cfg: ExtractConfig) -> list:
     return records
 
 
-def _part_path(out: Path, media_id: str) -> Path:
-    return out / "parts" / (media_id.replace("/", "__") + ".json")
-
-
-def listed(path, root: Path) -> str:
-    """A media file's path as the dataset lists it, relative to the root (symlinks not followed)."""
-    return Path(os.path.relpath(path, root)).as_posix()
-
-
 def root_key(root: Path) -> str:
     """Which dataset root a store was made from, without machine paths: the project-relative path, or
     for a root outside the project its folder name and a hash of its full resolved path."""
@@ -121,15 +75,6 @@ def root_key(root: Path) -> str:
     if not Path(shown).is_absolute() and shown != Path(root).resolve().name:
         return shown
     return f"{Path(root).resolve().name}@{hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]}"
-
-
-def file_stat(path) -> list:
-    """[size, mtime in ns] of a media file ([] when missing): a changed file is redone."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return []
-    return [st.st_size, st.st_mtime_ns]
 
 
 def scrub(text: str, root: Path) -> str:
@@ -165,29 +110,6 @@ def _mask_frames(r: MediaRecord, got: list, result: dict) -> dict:
     if len(have) < len(got):
         result["mask_failure"] = f"mask video has {len(have)} of the {len(got)} sampled frames"
     return {i: f if f.ndim == 2 else f[..., 1] for i, f in zip(have, frames)}  # H.264 grey: any channel
-
-
-def faces_in_frames(got: list, frames: list, cfg: ExtractConfig, times: dict) -> list:
-    """The face step `extract` and `detect` share, in memory: per sampled frame the biggest face (searched
-    near the previous sampled frame's first) or every face, as [(frame index, face number, box, crop)].
-    Adds the seconds spent to times["detect"] and times["crop"]."""
-    haar = haar_config(cfg)
-    tracking = cfg.track and not cfg.all_faces
-    previous, hits = None, []
-    for idx, frame in zip(got, frames):
-        if frame.ndim == 2:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        t = time.perf_counter()
-        boxes = detect_near(frame, previous, haar) if tracking else detect_faces(frame, haar)
-        times["detect"] += time.perf_counter() - t
-        if len(boxes) == 0:
-            continue
-        previous = boxes[0]
-        for k, box in enumerate(boxes if cfg.all_faces else boxes[:1]):
-            t = time.perf_counter()
-            hits.append((idx, k, box, crop_square(frame, box, cfg.expand, cfg.size)))
-            times["crop"] += time.perf_counter() - t
-    return hits
 
 
 def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> dict:
@@ -268,7 +190,7 @@ def _job(args) -> str:
     messages on stderr are captured and go into the failure's detail instead of the terminal.
     """
     key, records, cfg, out, root = args
-    part = _part_path(out, key)
+    part = part_path(out, key)
     if part.is_file():
         return key
     crops, masks = out / "crops" / key, out / "masks" / key
@@ -314,7 +236,6 @@ def _leaky_split(rows: pd.DataFrame, seed: int) -> pd.Series:
 
 
 RELABEL = ("label", "method", "split", "group", "compression")
-SKIP_REASONS = {"ffpp": "in no split file (splits/*.json)", "dfdc": "not in its part's metadata.json"}
 
 
 def _assemble(out: Path, jobs: list, skipped: list, cfg: ExtractConfig, dataset: str, root: Path,
@@ -323,7 +244,7 @@ def _assemble(out: Path, jobs: list, skipped: list, cfg: ExtractConfig, dataset:
     masks, mask_failures = [], []
     sampled = with_face = 0
     for key, recs in jobs:
-        part = json.loads(_part_path(out, key).read_text())
+        part = json.loads(part_path(out, key).read_text())
         # Labels and splits come from today's records: a changed split file needs no re-extraction.
         by_face = {r.face: r for r in recs}
         for row in part["rows"]:
@@ -358,7 +279,7 @@ def _assemble(out: Path, jobs: list, skipped: list, cfg: ExtractConfig, dataset:
     pd.DataFrame(masks, columns=["crop", "mask"]).sort_values("crop").to_csv(out / "masks.csv", index=False)
     pd.DataFrame(mask_failures, columns=["media_id", "path", "reason"]).to_csv(out / "mask_failures.csv",
                                                                                index=False)
-    reason = SKIP_REASONS.get(dataset, "in no split")
+    reason = get_adapter(dataset).skip_reason
     pd.DataFrame([{"media_id": r.media_id, "path": listed(r.path, root), "reason": reason} for r in skipped],
                  columns=["media_id", "path", "reason"]).to_csv(out / "skipped.csv", index=False)
     write_json(out / "summary.json", {
@@ -369,113 +290,6 @@ def _assemble(out: Path, jobs: list, skipped: list, cfg: ExtractConfig, dataset:
         "wall_seconds": round(wall, 2),
         "crops_per_second": round(len(index) / wall, 1) if wall > 0 else None,
     })
-
-
-def load_store(out) -> CropStore:
-    """Read a finished crop store; a clear error if it is missing or unfinished."""
-    out = Path(out)
-    marker = out / MARKER
-    made = json.loads(marker.read_text()) if marker.is_file() else {}
-    if not made.get("complete"):
-        raise FileNotFoundError(f"no finished crop store at {paths.show(out)}: run `dflite extract` "
-                                "(or notebook 01) first")
-    masks = pd.read_csv(out / "masks.csv") if (out / "masks.csv").is_file() else pd.DataFrame(columns=["crop", "mask"])
-    return CropStore(out, pd.read_csv(out / "index.csv", dtype={"group": str, "compression": str}),
-                     pd.read_csv(out / "media.csv", keep_default_na=False), pd.read_csv(out / "failures.csv"),
-                     json.loads((out / "summary.json").read_text()), made["config"], made.get("dataset", ""),
-                     bool(made.get("synthetic")), masks)
-
-
-class IncompleteStoreError(RuntimeError):
-    """A merge was asked for while some media have no result yet (shards still running or not started)."""
-
-
-def parse_shard(text: str) -> tuple:
-    """'K/N' -> (K, N) with 0 <= K < N: shard K of N (0-based, like a SLURM array task id)."""
-    try:
-        k, n = (int(v) for v in str(text).split("/"))
-    except ValueError:
-        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 0/4 (shard K of N, K from 0 to N-1)") from None
-    if not (n >= 1 and 0 <= k < n):
-        raise ValueError(f"--shard {text!r}: expected 0 <= K < N")
-    return k, n
-
-
-def shard_of(media_id: str, n: int) -> int:
-    """Which of n shards a media belongs to: by a hash of its id, so adding media moves no other."""
-    return zlib.crc32(media_id.encode()) % n
-
-
-def _media_fingerprint(jobs: list, root: Path) -> str:
-    """What the store was made from: every media's listed path, size, mtime, labels and splits."""
-    return stable_hash([[key, listed(recs[0].path, root), file_stat(recs[0].path),
-                         [[r.face, r.label, r.split, r.group] for r in recs]] for key, recs in jobs])
-
-
-def _reuse_official(out: Path, cfg: ExtractConfig, want: dict, mine: set) -> int:
-    """A store that differs from a finished one only in split_mode gets that store's per-media results
-    (crops hard-linked): splits are applied when the index is assembled, so the crops are the same ones.
-    _drop_stale then checks them like its own. Saves the leakage ablation a second extraction."""
-    if cfg.split_mode == "official":
-        return 0
-    official = override(cfg, split_mode="official")
-    sibling = out.parent / out.name.replace(config_hash(cfg), config_hash(official))
-    marker = sibling / MARKER
-    made = json.loads(marker.read_text()) if marker.is_file() else {}
-    if not made.get("complete") or made.get("config") != to_dict(official) or made.get("root") != want["root"]:
-        return 0
-    reused = 0
-    for key in sorted(mine):
-        src, dst = _part_path(sibling, key), _part_path(out, key)
-        if dst.is_file() or not src.is_file():
-            continue
-        for folder in ("crops", "masks"):
-            for f in sorted((sibling / folder / key).glob("*.png")):
-                target = out / folder / key / f.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.unlink(missing_ok=True)
-                try:
-                    os.link(f, target)
-                except OSError:  # another file system, or no hard links there
-                    shutil.copy2(f, target)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)  # last: a part file marks the media done
-        reused += 1
-    return reused
-
-
-def _drop_stale(out: Path, jobs: list, mine) -> int:
-    """Delete results of media that changed on disk (size or mtime) or left the dataset; returns how many."""
-    keys = {key for key, _ in jobs}
-    dropped = 0
-    parts = out / "parts"
-    for part in sorted(parts.glob("*.json")) if parts.is_dir() else []:
-        key = json.loads(part.read_text()).get("media_id")
-        if key is None:  # from an older dflite: cannot be traced to its media, so redo it
-            part.unlink()
-            dropped += 1
-        elif key not in keys:
-            shutil.rmtree(out / "crops" / key, ignore_errors=True)
-            part.unlink(missing_ok=True)
-            dropped += 1
-    for key, recs in jobs:
-        part = _part_path(out, key)
-        if key in mine and part.is_file():
-            made = json.loads(part.read_text())
-            # Changed on disk, or made before mask crops existed while this media has a mask video.
-            if made.get("stat") != file_stat(recs[0].path) or (recs[0].mask_path and made.get("layout") != LAYOUT):
-                part.unlink()  # _job empties its crop folder before redoing it
-                dropped += 1
-    return dropped
-
-
-def _today(marker: dict) -> dict:
-    """A store marker with settings added since it was made filled in at their defaults (which is what
-    it was made with), so an upgrade of dflite does not orphan every store."""
-    try:
-        return {**marker, "config": to_dict(from_dict(ExtractConfig, marker.get("config") or {}))}
-    except (TypeError, ValueError):  # settings this dflite does not know: compared as they are
-        return marker
 
 
 def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), workers: int | None = None,
@@ -492,7 +306,7 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
     root, out = Path(root), Path(out)
     records = dataset_records(dataset, root, cfg)
     want = {"made_by": "dflite", "dataset": dataset, "root": root_key(root), "config": to_dict(cfg)}
-    action = claim(out, MARKER, want, force, "dflite extract", normalize=_today)
+    action = claim(out, MARKER, want, force, "dflite extract", normalize=with_defaults)
     # One job per video, or per image for image datasets (all faces of an image together).
     grouped: dict = defaultdict(list)
     skipped = []
@@ -502,7 +316,7 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
         else:
             grouped[r.media_id].append(r)
     jobs = sorted(grouped.items())
-    fingerprint = _media_fingerprint(jobs, root)
+    fingerprint = media_fingerprint(jobs, root)
     made = json.loads((out / MARKER).read_text()) if action == "reuse" else {}
     if made.get("media") == fingerprint and made.get("layout") == LAYOUT:
         return load_store(out)
@@ -510,25 +324,17 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
         clear(out, OWNED)
     mine = {key for key, _ in jobs if shard is None or shard_of(key, shard[1]) == shard[0]}
     if not merge:
-        _reuse_official(out, cfg, want, mine)
-        _drop_stale(out, jobs, mine)
+        reuse_official(out, cfg, want, mine)
+        drop_stale(out, jobs, mine)
     write_marker(out, MARKER, {**want, "complete": False, "version": __version__})
     started = time.perf_counter()
     todo = [] if merge else [(key, recs, cfg, out, root) for key, recs in jobs
-                             if key in mine and not _part_path(out, key).is_file()]
+                             if key in mine and not part_path(out, key).is_file()]
     label = f"extract {dataset}" + (f" shard {shard[0]}/{shard[1]}" if shard else "")
-    n_workers = max(1, min(workers or min(os.cpu_count() or 1, 8), len(todo) or 1))
-    with tqdm(total=len(todo), desc=label, unit="media", disable=not progress) as bar:
-        if n_workers > 1:
-            # spawn, not fork: forking a process that already runs OpenCV or tqdm threads can deadlock.
-            with mp.get_context("spawn").Pool(n_workers, initializer=_init_worker) as pool:
-                for _ in pool.imap_unordered(_job, todo, chunksize=1):
-                    bar.update()
-        else:
-            for a in todo:
-                _job(a)
-                bar.update()
-    missing = [key for key, _ in jobs if not _part_path(out, key).is_file()]
+    n_workers = workers or min(os.cpu_count() or 1, 8)
+    for _ in imap(_job, todo, n_workers, _init_worker, ordered=False, progress=progress, desc=label, unit="media"):
+        pass
+    missing = [key for key, _ in jobs if not part_path(out, key).is_file()]
     if missing:
         if merge:
             raise IncompleteStoreError(

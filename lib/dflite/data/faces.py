@@ -1,12 +1,16 @@
-"""Face detection with OpenCV's Haar frontal-face cascade, and box geometry."""
+"""Faces in frames: OpenCV's Haar frontal-face cascade, box geometry, and the face step `extract` and
+`detect` share (`faces_in_frames`: per sampled frame the biggest face, tracked, or every face, cropped)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..config import ExtractConfig
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
@@ -125,3 +129,31 @@ def crop_square(frame: np.ndarray, box, factor: float = 1.3, size: int = 64) -> 
     crop = frame[y:y + h, x:x + w]
     interp = cv2.INTER_AREA if w > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def haar_config(cfg: ExtractConfig) -> HaarConfig:
+    return HaarConfig(scale_factor=cfg.scale_factor, min_neighbors=cfg.min_neighbors, min_size=cfg.min_size,
+                      max_side=cfg.detect_max_side, min_box=cfg.min_box)
+
+
+def faces_in_frames(got: list, frames: list, cfg: ExtractConfig, times: dict) -> list:
+    """The face step `extract` and `detect` share, in memory: per sampled frame the biggest face (searched
+    near the previous sampled frame's first) or every face, as [(frame index, face number, box, crop)].
+    Adds the seconds spent to times["detect"] and times["crop"]."""
+    haar = haar_config(cfg)
+    tracking = cfg.track and not cfg.all_faces
+    previous, hits = None, []
+    for idx, frame in zip(got, frames):
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        t = time.perf_counter()
+        boxes = detect_near(frame, previous, haar) if tracking else detect_faces(frame, haar)
+        times["detect"] += time.perf_counter() - t
+        if len(boxes) == 0:
+            continue
+        previous = boxes[0]
+        for k, box in enumerate(boxes if cfg.all_faces else boxes[:1]):
+            t = time.perf_counter()
+            hits.append((idx, k, box, crop_square(frame, box, cfg.expand, cfg.size)))
+            times["crop"] += time.perf_counter() - t
+    return hits

@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..folders import atomic
+
 CRF = {"raw": 0, "c23": 23, "c40": 40}  # FaceForensics++ compression levels as x264 CRF
 
 
@@ -36,16 +38,18 @@ def write_mp4(path, frames, fps: int, crf: int = 23) -> None:
     """Encode BGR uint8 frames (N, H, W, 3) as H.264 (VP9 for .webm, MPEG-4 for .avi); bit-exact for the
     same input, atomic on disk."""
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
-    n, h, w = frames.shape[:3]
     if frames.ndim == 3:  # grayscale: masks
         frames = np.repeat(frames[..., None], 3, axis=3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    with atomic(path, keep_suffix=True) as tmp:  # ffmpeg picks the container by the suffix
+        _encode(frames, tmp, fps, crf)
+
+
+def _encode(frames: np.ndarray, tmp: Path, fps: int, crf: int) -> None:
+    h, w = frames.shape[1:3]
     cmd = [
         _ffmpeg(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
         "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
-        *_codec_args(path.suffix.lower(), crf), "-pix_fmt", "yuv420p",
+        *_codec_args(tmp.suffix.lower(), crf), "-pix_fmt", "yuv420p",
         # CRF 0 (masks) is lossless at any preset: ultrafast only trades file size for time.
         # One thread and bitexact flags: same frames -> same bytes, on any machine.
         "-threads", "1", "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
@@ -53,9 +57,7 @@ def write_mp4(path, frames, fps: int, crf: int = 23) -> None:
     ]
     proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
     if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"ffmpeg could not write {path}: {proc.stderr.decode(errors='replace')[-500:]}")
-    os.replace(tmp, path)
+        raise RuntimeError(f"ffmpeg could not write {tmp.name}: {proc.stderr.decode(errors='replace')[-500:]}")
 
 
 @contextmanager

@@ -1,18 +1,40 @@
-"""Run a graph of training jobs, each after the jobs it needs, a few at a time in spawned processes.
+"""Jobs and their runner: every training run of a study is a job of one small protocol, and `run_jobs` trains
+what is missing, each after the jobs it needs, a few at a time in spawned processes.
 
-A study with dependent runs (a lottery ticket's level L needs level L-1) hands over every job with
-the keys it waits for. Jobs whose work is already on disk are skipped by the caller; the rest run in
-`workers` processes (in this process when 1), the longest chain first. When a job fails, nothing new
-starts, the running jobs finish (their checkpoints survive for the next call) and the first error is
-raised with the job it came from.
+A job (`Job`) is a picklable object with
+
+- `key`: a tuple naming its run within the graph (two jobs with one key are one run, trained once);
+- `needs`: the keys of the jobs whose finished runs it builds on (a lottery level needs the level before);
+- `done()`: its run is finished on disk;
+- `train()`: train it (or read it back when finished) and return its `RunResult`;
+- `row()`: its row of the study's results table, read from the finished run;
+- optionally `weight`: a rough cost, so that among jobs ready at once the longest start first.
+
+Jobs whose work is on disk are not run; the rest run in `workers` processes (in this process when 1; one on
+a GPU, where a run has the whole device), the longest chain first. When a job fails, nothing new starts, the
+running jobs finish (their checkpoints survive for the next call) and the first error is raised with the
+key of the job it came from.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from multiprocessing import get_context
+from concurrent.futures import FIRST_COMPLETED, wait
+from typing import Protocol
 
 from tqdm import tqdm
+
+from ..parallel import spawn_pool
+
+
+class Job(Protocol):
+    key: tuple
+    needs: tuple
+
+    def done(self) -> bool: ...
+
+    def train(self): ...
+
+    def row(self) -> dict: ...
 
 
 class JobError(RuntimeError):
@@ -32,11 +54,12 @@ def _depth(key, needs: dict, memo: dict) -> int:
 
 
 def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, workers: int = 2, progress: bool = True,
-              desc: str = "jobs") -> None:
+              desc: str = "jobs", weight: Callable | None = None) -> None:
     """Call fn(job) for every {key: job} once every key in needs[key] is done.
 
     `fn` must be importable (a module-level function) and `job` picklable: spawned workers get both.
-    A key in needs that is not in `jobs` counts as done (its work was found on disk).
+    A key in needs that is not in `jobs` counts as done (its work was found on disk). Among ready jobs the
+    longest chain goes first, then the heaviest by `weight(job)`, then the order given.
     """
     needs = {k: {d for d in (needs or {}).get(k, ()) if d in jobs} for k in jobs}
     memo: dict = {}
@@ -45,7 +68,7 @@ def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, workers: int 
 
     def ready():
         keys = [k for k in left if needs[k] <= done]
-        return sorted(keys, key=lambda k: -_depth(k, needs, memo))
+        return sorted(keys, key=lambda k: (-_depth(k, needs, memo), -(weight(left[k]) if weight else 0)))
 
     if workers <= 1:
         while left:
@@ -62,7 +85,7 @@ def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, workers: int 
         bar.close()
         return
     failed = None
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:  # spawn: see extract.py
+    with spawn_pool(workers) as pool:
         while left or running:
             while failed is None and len(running) < workers and (keys := ready()):
                 key = keys[0]
@@ -85,16 +108,25 @@ def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, workers: int 
         raise JobError(*failed) from failed[1]
 
 
-def run_missing(fn: Callable, plans, done: Callable, workers: int = 2, progress: bool = True,
-                desc: str = "jobs") -> None:
-    """Run the jobs of every (jobs, needs) plan in `plans` whose work is not on disk yet (`done(job)` is
-    False), each after what it needs: `workers` processes on the CPU, one on a GPU (a run there has
-    the whole device)."""
+def train_job(job: Job) -> None:
+    """Worker entry: train one job (its result stays on disk; nothing travels back but errors)."""
+    job.train()
+
+
+def unique(jobs) -> dict:
+    """{key: job}, the first job of each key (a run several arms share is one job)."""
+    out: dict = {}
+    for job in jobs:
+        out.setdefault(job.key, job)
+    return out
+
+
+def run_jobs(jobs, workers: int = 2, progress: bool = True, desc: str = "runs") -> None:
+    """Train every job whose run is not finished, each after the jobs it needs (those already finished count as
+    done): `workers` processes on the CPU, one on a GPU."""
     import torch
 
-    jobs, needs = {}, {}
-    for planned, waits in plans:
-        todo = {k: job for k, job in planned.items() if not done(job)}
-        jobs.update(todo)
-        needs.update({k: waits[k] for k in todo})
-    run_graph(fn, jobs, needs, workers=1 if torch.cuda.is_available() else workers, progress=progress, desc=desc)
+    todo = {k: job for k, job in unique(jobs).items() if not job.done()}
+    needs = {k: set(job.needs) for k, job in todo.items()}
+    run_graph(train_job, todo, needs, workers=1 if torch.cuda.is_available() else workers, progress=progress,
+              desc=desc, weight=lambda job: getattr(job, "weight", 0))

@@ -1,8 +1,6 @@
 """Detection metrics: ACC, per-method ACC, AUC, AP, EER, and video-level scores (scikit-learn curves)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
@@ -66,13 +64,4 @@ def evaluate_predictions(predictions: pd.DataFrame, threshold: float = 0.5) -> d
     vid = binary_metrics(videos["label"], videos["score"], threshold)
     out.update({"video_auc": vid["auc"], "video_acc": vid["acc"]})
     return out
-
-
-def verdict(margin: float, spread: float) -> str:
-    """A study claim judged against the seeds' spread: holds when the margin beyond the claim's
-    threshold exceeds the spread, does not hold when the shortfall does, inconclusive in between (or
-    with a single seed, where there is no spread to judge against)."""
-    if math.isnan(spread) or math.isnan(margin):
-        return "inconclusive (one seed)" if math.isnan(spread) else "not measured"
-    return "holds" if margin > spread else "does not hold" if margin < -spread else "inconclusive"
 

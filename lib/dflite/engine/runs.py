@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import paths
 from ..config import ExtractConfig, TrainConfig, from_dict, non_defaults, stable_hash, to_dict
-from ..folders import describe, differences, write_json
+from ..folders import atomic, refuse_other, write_json
 
 CONFIG = "config.json"
 FINISHED = "test_metrics.json"  # written last: its presence means the run is complete
@@ -69,10 +69,8 @@ class Run:
             have = json.loads(have_path.read_text())
         except json.JSONDecodeError:
             raise RunMismatchError(f"{paths.show(have_path)} is not valid JSON; delete the run folder") from None
-        differ = differences(_today(have), _today(self.identity))
-        if differ:
-            raise RunMismatchError(f"run folder {paths.show(self.dir)} was made with other settings or data "
-                                   f"({describe(differ)}); delete it or choose another profile")
+        refuse_other(_today(have), _today(self.identity), f"run folder {paths.show(self.dir)} was",
+                     "delete it or choose another profile", RunMismatchError)
         return "finished" if self.finished else "resume"
 
     def start(self, env: dict) -> None:
@@ -147,8 +145,6 @@ def results_path(profile: str, name: str) -> Path:
 def write_results(profile: str, name: str, table: pd.DataFrame) -> Path:
     """data/runs/<profile>/results/<name>.csv (4 decimals); returns the path."""
     path = results_path(profile, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    table.round(4).to_csv(tmp)
-    tmp.replace(path)
+    with atomic(path) as tmp:
+        table.round(4).to_csv(tmp)
     return path

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .. import paths
 from ..config import TrainConfig
 from ..data.loader import CropDataset, augment, epoch_indices, normalise, split_dataset
 from ..folders import write_json
@@ -173,7 +174,10 @@ def _distributed(device: torch.device) -> tuple:
     return dist.get_rank(), world
 
 
-def _finished(run: Run) -> RunResult:
+def read_result(run: Run) -> RunResult:
+    """What a finished run returned when it ran: its history, test predictions and metrics, from its folder."""
+    if not run.finished:
+        raise RuntimeError(f"run {paths.show(run.dir)} is not finished")
     config = json.loads(run.path("config.json").read_text())
     metrics = json.loads(run.path("test_metrics.json").read_text())
     return RunResult(config["model"], run.dir, pd.read_csv(run.path("metrics.csv")),
@@ -199,7 +203,7 @@ def fit(model: nn.Module, data, cfg: TrainConfig, run: Run, hooks: Hooks | None 
         raise ValueError(f"model {spec.get('name')} at {spec.get('input_size')} px does not match run "
                          f"{run.identity['model']} at {run.identity['input_size']} px")
     if run.claim() == "finished":
-        return _finished(run)
+        return read_result(run)
     device = device or select_device()
     if device.type != "cpu":
         return _fit(model, data, cfg, run, hooks or Hooks(), device, progress, stop_after, start_epoch)
@@ -284,4 +288,4 @@ def _fit(model, store, cfg, run, hooks, device, progress, stop_after, start_epoc
     if writer:
         preds.to_csv(run.path("predictions_test.csv"), index=False)
         write_json(run.path("test_metrics.json"), metrics)  # last: its presence marks the run finished
-    return _finished(run) if writer else None
+    return read_result(run) if writer else None

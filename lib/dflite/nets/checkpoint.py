@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..folders import atomic
 from .models import create_model
 
 
@@ -126,12 +127,9 @@ def load_model(path) -> tuple:
 
 def save_weights(model: nn.Module, path, model_name: str, **meta) -> None:
     """Model weights with the architecture name (and anything else) in the file's metadata."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".part")
-    save_file(tensors, str(tmp), metadata={"model": model_name, **{k: str(v) for k, v in meta.items()}})
-    tmp.replace(path)
+    with atomic(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"model": model_name, **{k: str(v) for k, v in meta.items()}})
 
 
 def _read(path) -> tuple:
@@ -180,9 +178,8 @@ def save_state(path, optimizer, scheduler, epoch: int, extra_tensors: dict, extr
     meta = {"param_groups": json.dumps(opt["param_groups"]), "epoch": str(epoch),
             "scheduler": json.dumps({k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}),
             "extra": json.dumps(extra)}
-    tmp = Path(str(path) + ".part")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    with atomic(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_state(path, optimizer, scheduler) -> tuple:

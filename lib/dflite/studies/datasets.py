@@ -1,8 +1,9 @@
 """Notebook 00's study: the datasets a profile reads, generated (synthetic) or checked (real), then counted.
 
-`dataset_roots` is the one place a dataset name becomes folders: "synthetic" generates (or reuses)
-the built-in set, a real dataset is checked against its layout before anything else runs, so a
-wrong `data_root` stops the first notebook with the layout error that lists what was expected.
+`dataset_roots` is the one place a dataset name becomes folders: "synthetic" generates (or reuses) the
+built-in set in the FF++ and OpenForensics layouts; a registered real dataset is checked against its
+layout (`data.sources`) before anything else runs, so a wrong `data_root` stops the first notebook with
+the layout error that lists what was expected.
 """
 from __future__ import annotations
 
@@ -11,35 +12,61 @@ from pathlib import Path
 import pandas as pd
 
 from .. import paths
+from ..config import Profile
 from ..data import synth
 from ..data.faces import HaarConfig
-from ..data.sources import balance, ffpp_records, inspect_ffpp, inspect_openforensics, records_frame
+from ..data.sources import (
+    ADAPTERS,
+    balance,
+    ffpp_records,
+    get_adapter,
+    inspect_ffpp,
+    inspect_openforensics,
+    records_frame,
+)
 from ..data.synth.check import haar_recall
 
-__all__ = ["DATASETS", "dataset_roots", "detector_recall", "example_target", "ffpp_overview", "inspect_openforensics",
-           "shown"]
+__all__ = ["DATASETS", "dataset_roots", "detector_recall", "example_target", "ffpp_overview", "inspect",
+           "inspect_openforensics", "primary_kind", "run", "shown", "summary"]
 
-DATASETS = ("synthetic", "ffpp", "openforensics")
+DATASETS = ("synthetic", *ADAPTERS)
+SYNTHETIC_KINDS = ("ffpp", "openforensics")  # the layouts the synthetic set is written in
 
 
-def dataset_roots(dataset: str, data_root: str = "", profile: str = "quick", seed: int = 0) -> dict:
-    """{"ffpp": root or None, "openforensics": root or None}; "synthetic" generates (or reuses) the set."""
-    if dataset == "synthetic":
-        summary = synth.generate(paths.synth_dir(profile), profile=profile, seed=seed, progress=False)
-        return {"ffpp": summary.ffpp_root, "openforensics": summary.openforensics_root}
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
-    if not data_root:
-        raise ValueError(f"dataset {dataset!r} needs data_root: the folder you downloaded it to")
-    root = Path(data_root)
-    # Check the layout now: the adapters raise DatasetLayoutError naming the folder and what it lacks.
-    (inspect_ffpp if dataset == "ffpp" else inspect_openforensics)(root)
-    return {"ffpp": root if dataset == "ffpp" else None, "openforensics": root if dataset == "openforensics" else None}
+def primary_kind(p: Profile) -> str:
+    """The kind of crops the video studies train on: FF++ for the synthetic set, else the dataset itself."""
+    return "ffpp" if p.dataset == "synthetic" else p.dataset
+
+
+def dataset_roots(p: Profile) -> dict:
+    """{kind: root} of the profile's data: the synthetic set's FF++ and OpenForensics roots (generated or
+    reused), or the one real root, checked against its layout."""
+    if p.dataset == "synthetic":
+        made = synth.generate(paths.synth_dir(p.name), profile=p.name, seed=p.data_seed, progress=False,
+                              cfg=p.synth)
+        return {"ffpp": made.ffpp_root, "openforensics": made.openforensics_root}
+    if p.dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {p.dataset!r}; expected one of {', '.join(DATASETS)}")
+    if not p.data_root:
+        raise ValueError(f"dataset {p.dataset!r} needs data_root: the folder you downloaded it to")
+    root = Path(p.data_root)
+    get_adapter(p.dataset).inspect(root, p.extract)  # DatasetLayoutError naming the folder and what it lacks
+    return {p.dataset: root}
+
+
+def run(p: Profile) -> dict:
+    """The data of the profile, ready: {kind: root} (generated or checked)."""
+    return dataset_roots(p)
 
 
 def shown(roots: dict) -> dict:
     """The roots as printable paths (relative to the project or data folder)."""
-    return {k: paths.show(v) if v else None for k, v in roots.items()}
+    return {k: paths.show(v) for k, v in roots.items()}
+
+
+def inspect(p: Profile, roots: dict) -> dict:
+    """{kind: Inspection} of every root: count tables, facts and the files extraction will skip."""
+    return {kind: get_adapter(kind).inspect(root, p.extract) for kind, root in roots.items()}
 
 
 def ffpp_overview(root, compression: str = "c23") -> tuple:
@@ -48,15 +75,26 @@ def ffpp_overview(root, compression: str = "c23") -> tuple:
     return inspect_ffpp(root), records, balance(records_frame(records))
 
 
+def summary(p: Profile, roots: dict) -> pd.DataFrame:
+    """Media per split and method of every kind the profile reads (its records as extraction will see them)."""
+    frames = [records_frame(get_adapter(kind).records(root, p.extract)).assign(kind=kind)
+              for kind, root in roots.items()]
+    table = pd.concat(frames, ignore_index=True)
+    return table.pivot_table(index=["kind", "method"], columns="split", values="media_id", aggfunc="nunique",
+                             fill_value=0)
+
+
 def example_target(records) -> str:
     """The first real test video's id: the example every notebook shows."""
     return sorted(r.media_id.split("/")[1] for r in records if r.split == "test" and r.label == 0)[0]
 
 
-def detector_recall(roots: dict, dataset: str, compression: str = "c23",
+def detector_recall(p: Profile, roots: dict, compression: str = "c23",
                     frames_per_video: int = 8) -> pd.DataFrame | None:
-    """Haar recall against the synthetic ground-truth boxes (None for real data: it has no boxes)."""
-    if dataset != "synthetic":
+    """The profile's Haar settings against the synthetic ground-truth boxes, at full resolution (None for
+    real data: it has no boxes)."""
+    if p.dataset != "synthetic":
         return None
-    return haar_recall(roots["ffpp"], compression, HaarConfig(scale_factor=1.1, min_neighbors=5),
-                       frames_per_video=frames_per_video)
+    cfg = HaarConfig(scale_factor=p.extract.scale_factor, min_neighbors=p.extract.min_neighbors)
+    return haar_recall(roots["ffpp"], compression, cfg, frames_per_video=frames_per_video)
+

@@ -1,56 +1,45 @@
 """Notebook 03's study: lottery tickets against one-shot pruning and random controls, with verdicts.
 
-`tickets(profile)` trains what is missing (dense, then every arm at every level, `workers` runs at a
-time) and returns one row per run; `summary` gives mean and sd over seeds; `verdicts` turns the
-lottery-ticket study's claims into holds / does not hold / inconclusive on this data, where a
-difference smaller than the seeds' spread (the larger sd of the two sides) is inconclusive.
+`run(p)` trains what is missing (each model's ticket study on each crop store and seed: dense, then every
+arm at every level, `p.workers` runs at a time) and returns one row per run; `summary` gives mean and sd
+over seeds; `verdicts` turns the lottery-ticket study's claims into holds / does not hold / inconclusive on
+this data (analysis.stats).
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
 
 from .. import paths
-from ..compress import lottery
+from ..analysis.stats import cells, over_seeds, verdict
 from ..compress.deploy import cpu_latency_ms, size_mb
 from ..compress.masks import Mask, schedule, sparse_size_mb
-from ..config import get_profile, override
-from ..engine.jobs import run_missing
-from ..engine.metrics import verdict
+from ..config import Profile
+from ..engine.jobs import run_jobs
 from ..engine.runs import results_path, write_results
 from ..engine.train import input_size
+from ..experiments import lottery
 from ..nets.checkpoint import load_model
-from . import crop_store, dataset_roots, mean_sd_cell, train_config
+from . import crop_store, dataset_roots
 
-__all__ = ["layer_sparsity", "levels_table", "mean_sd", "params_left", "recipes", "results_file", "sparse_cost",
-           "summary", "tickets", "verdicts"]
-
-def study_settings(profile: str):
-    return get_profile(profile).lottery
+__all__ = ["layer_sparsity", "levels_table", "mean_sd", "params_left", "recipes", "results_file", "run",
+           "sparse_cost", "summary", "ticket", "tickets", "verdicts"]
 
 
-def lottery_config(profile: str, model: str):
-    """The lottery runs' recipe: the model's baseline recipe with the study's changes (a shorter budget in quick)."""
-    study = study_settings(profile)
-    return override(train_config(profile, model), **dict(study.recipes).get(model, {}))
-
-
-def recipes(profile: str) -> pd.DataFrame:
+def recipes(p: Profile) -> pd.DataFrame:
     """One row per model: the lottery runs' input size, budget, batch, learning rate and seeds."""
-    study = study_settings(profile)
+    study = p.lottery
     rows = []
     for model in study.models:
-        cfg = lottery_config(profile, model)
+        cfg = p.lottery_recipe(model)
         rows.append({"model": model, "input_px": input_size(cfg, model), "epochs": cfg.epochs,
                      "epoch_size": cfg.epoch_size or "split", "batch": cfg.batch_size, "lr": cfg.lr,
                      "rewind_epoch": study.rewind_epoch, "seeds": len(study.seeds)})
     return pd.DataFrame(rows).set_index("model")
 
 
-def results_file(profile: str):
-    return results_path(profile, "tickets")
+def results_file(p: Profile):
+    return results_path(p.name, "tickets")
 
 
 def params_left(table: pd.DataFrame) -> pd.DataFrame:
@@ -62,9 +51,9 @@ def params_left(table: pd.DataFrame) -> pd.DataFrame:
     return wide.astype(int)
 
 
-def levels_table(profile: str) -> pd.DataFrame:
+def levels_table(p: Profile) -> pd.DataFrame:
     """Each level's sparsity and the share of the remaining weights it prunes."""
-    study = study_settings(profile)
+    study = p.lottery
     sparsities = schedule(study.schedule, study.levels)
     before = (0.0, *sparsities[:-1])
     return pd.DataFrame({"level": range(1, len(sparsities) + 1), "sparsity": sparsities,
@@ -73,65 +62,55 @@ def levels_table(profile: str) -> pd.DataFrame:
 
 
 def label(dataset: str, kind: str) -> str:
-    """The dataset as runs and tables name it: the real dataset, or synthetic-<kind>."""
+    """The dataset as ticket runs and tables name it: the real dataset, or synthetic-<kind>."""
     return kind if dataset == kind else f"{dataset}-{kind}"
 
 
-def ticket(profile: str, model: str, dataset: str, kind: str, store, seed: int) -> lottery.Ticket:
+def ticket(p: Profile, model: str, kind: str, store, seed: int) -> lottery.Ticket:
     """The profile's ticket study of `model` on `store` (of `kind`) at `seed` (notebooks 03 and 05 share it)."""
-    study = study_settings(profile)
-    return lottery.Ticket(profile, model, label(dataset, kind), str(store.root), lottery_config(profile, model), seed,
+    study = p.lottery
+    return lottery.Ticket(p.name, model, label(p.dataset, kind), store.ref(), p.lottery_recipe(model), seed,
                           schedule(study.schedule, study.levels), study.scope, study.prune_classifier,
                           study.rewind_epoch, study.schedule)
 
 
-def plan(profile: str, dataset: str = "synthetic", data_root: str = "", seed: int = 0, workers: int = 2) -> list:
-    """[(Ticket, store)] for every model, crop store (kind) and seed of the profile's study."""
-    study = study_settings(profile)
-    roots = dataset_roots(dataset, data_root, profile, seed)
+def tickets(p: Profile) -> list:
+    """Every ticket study of the profile: each model on each crop store (kind) the dataset has, at each seed."""
+    study = p.lottery
+    roots = dataset_roots(p)
     out = []
     for kind in (k for k in study.kinds if roots.get(k) is not None):
-        store = crop_store(profile, dataset, data_root, kind=kind, seed=seed, workers=workers)
-        out += [(ticket(profile, model, dataset, kind, store, s), store) for model in study.models for s in study.seeds]
+        store = crop_store(p, kind=kind)
+        out += [ticket(p, model, kind, store, s) for model in study.models for s in study.seeds]
     return out
 
 
-def tickets(profile: str, dataset: str = "synthetic", data_root: str = "", seed: int = 0, workers: int = 2,
-            progress: bool = True) -> pd.DataFrame:
-    """Train what is missing, then one row per run: model, dataset, arm, level, sparsity, seed, params_left,
+def run(p: Profile, progress: bool = False) -> pd.DataFrame:
+    """Train what is missing, then one row per run: model, dataset, arm, level, sparsity, seed, run, params_left,
     acc, bacc, auc, video_auc (test split). Writes results/tickets.csv."""
-    study = study_settings(profile)
-    planned = plan(profile, dataset, data_root, seed, workers)
-    stores = {ticket: store for ticket, store in planned}
-    run_missing(lottery.train_job, [lottery.plan(ticket, study.arms) for ticket, _ in planned],
-                lambda job: lottery.finished(job, stores[job.ticket]), study.workers, progress, "lottery runs")
+    studies = tickets(p)
+    run_jobs([job for t in studies for job in t.jobs(p.lottery.arms)], p.workers, progress, "lottery runs")
     rows = []
-    for ticket, store in planned:
-        wanted = [lottery.Job(ticket, "dense")] + [lottery.Job(ticket, arm, level) for level in
-                                                   range(1, len(ticket.sparsities) + 1) for arm in study.arms]
-        for job in wanted:
-            rows.append(lottery.result_row(job, lottery.train_job(job), store))
+    for t in studies:
+        wanted = [lottery.Dense(t)] + [lottery.Level(t, arm, level) for level in range(1, len(t.sparsities) + 1)
+                                       for arm in p.lottery.arms]
+        rows += [job.row() for job in wanted]
     table = pd.DataFrame(rows)
-    write_results(profile, "tickets", table.set_index("model"))
+    write_results(p.name, "tickets", table.set_index("model"))
     return table
 
 
 def summary(table: pd.DataFrame, metrics=("auc", "acc", "bacc")) -> pd.DataFrame:
     """Mean and sd over seeds per model, dataset, arm and sparsity (sd: sample sd, nan with one seed)."""
-    by = table.groupby(["model", "dataset", "arm", "sparsity"], sort=False)
-    out = by[list(metrics)].mean()
-    for m in metrics:
-        out[f"{m}_sd"] = by[m].std()
-    out["params_left"] = by["params_left"].mean().round().astype(int)
-    out["seeds"] = by["seed"].count()
-    return out
+    out = over_seeds(table, ["model", "dataset", "arm", "sparsity"], metrics, keep=["params_left"])
+    out["params_left"] = out["params_left"].round().astype(int)
+    return out[[*metrics, *(f"{m}_sd" for m in metrics), "params_left", "seeds"]]
 
 
 def mean_sd(summ: pd.DataFrame, metric: str = "auc", digits: int = 3) -> pd.DataFrame:
     """model x dataset x arm rows, one 'mean ± sd' column per sparsity (dense in its own column)."""
-    cell = [mean_sd_cell(m, s, digits) for m, s in zip(summ[metric], summ[f"{metric}_sd"])]
-    wide = summ.assign(cell=cell).reset_index().pivot_table(index=["model", "dataset", "arm"], columns="sparsity",
-                                                            values="cell", aggfunc="first", sort=False)
+    wide = summ.assign(cell=cells(summ, metric, digits)).reset_index().pivot_table(
+        index=["model", "dataset", "arm"], columns="sparsity", values="cell", aggfunc="first", sort=False)
     wide.columns = [f"{c:.0%}" for c in wide.columns]
     return wide.fillna("")
 
@@ -144,7 +123,7 @@ def _side(summ, model, dataset, arm, sparsity, metric):
     try:
         row = summ.loc[(model, dataset, arm, sparsity)]
     except KeyError:
-        return math.nan, math.nan
+        return np.nan, np.nan
     return float(row[metric]), float(row[f"{metric}_sd"])
 
 
@@ -168,7 +147,7 @@ def verdicts(table: pd.DataFrame, at=(0.6, 0.8)) -> pd.DataFrame:
     for model, dataset in pairs:
         for s in at:
             imp, imp_sd = _side(summ, model, dataset, "imp", s, "auc")
-            if math.isnan(imp):
+            if np.isnan(imp):
                 continue
             for arm, claim in CONTROLS:
                 other, other_sd = _side(summ, model, dataset, arm, s, "auc")
@@ -190,7 +169,7 @@ def verdicts(table: pd.DataFrame, at=(0.6, 0.8)) -> pd.DataFrame:
     return out.round({"ticket": 4, "other": 4, "margin": 4, "spread": 4})
 
 
-def layer_sparsity(profile: str, table: pd.DataFrame, model: str, seed: int = 0, sparsity: float = 0.8) -> pd.DataFrame:
+def layer_sparsity(p: Profile, table: pd.DataFrame, model: str, seed: int = 0, sparsity: float = 0.8) -> pd.DataFrame:
     """Per-layer share of weights pruned by each arm's mask at one level (global pruning is uneven),
     layers in the model's order."""
     cols, order = {}, []
@@ -198,17 +177,17 @@ def layer_sparsity(profile: str, table: pd.DataFrame, model: str, seed: int = 0,
         rows = table[(table.model == model) & (table.seed == seed) & (table.arm == arm) & (table.sparsity == sparsity)]
         if rows.empty:
             continue
-        folder = _run_dir(profile, rows.iloc[0])
+        folder = _run_dir(p, rows.iloc[0])
         cols[arm] = Mask.load(folder / lottery.MASK).report()["sparsity"]
         order = order or [k for k in load_model(folder / "best.safetensors")[0].state_dict() if k in cols[arm].index]
     return pd.DataFrame(cols).reindex([*order, "total"]).round(3)
 
 
-def _run_dir(profile: str, row):
-    return paths.runs_dir(profile) / row["run"]
+def _run_dir(p: Profile, row):
+    return paths.runs_dir(p.name) / row["run"]
 
 
-def sparse_cost(profile: str, table: pd.DataFrame, repeats: int = 50, sparsity: float = 0.8,
+def sparse_cost(p: Profile, table: pd.DataFrame, repeats: int = 50, sparsity: float = 0.8,
                 seed: int = 0, rounds: int = 5) -> pd.DataFrame:
     """Dense against `sparsity` IMP, per model: CPU latency at batch 1 (1 thread; the median over
     `rounds` alternating rounds of each net's median of `repeats` passes),
@@ -218,9 +197,9 @@ def sparse_cost(profile: str, table: pd.DataFrame, repeats: int = 50, sparsity: 
         pick = table[(table.model == model) & (table.seed == seed)]
         dense_row = pick[pick.arm == "dense"].iloc[0]
         imp_row = pick[(pick.arm == "imp") & (pick.sparsity == sparsity)].iloc[0]
-        dense, _ = load_model(_run_dir(profile, dense_row) / "best.safetensors")
-        sparse, _ = load_model(_run_dir(profile, imp_row) / "best.safetensors")
-        mask = Mask.load(_run_dir(profile, imp_row) / lottery.MASK)
+        dense, _ = load_model(_run_dir(p, dense_row) / "best.safetensors")
+        sparse, _ = load_model(_run_dir(p, imp_row) / "best.safetensors")
+        mask = Mask.load(_run_dir(p, imp_row) / lottery.MASK)
         px = dense.dflite_spec["input_size"]
         # Alternate the two nets over several rounds: a shared CPU drifts by 20 % between back-to-back
         # medians, which would read as a speed-up or slow-down of one of them.

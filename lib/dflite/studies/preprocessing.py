@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..config import get_profile
-from ..data.extract import haar_config
+from ..config import Profile
+from ..data.faces import haar_config
 from ..data.synth import sizes
 from ..data.synth.check import store_recall
 from . import crop_store
@@ -15,12 +15,9 @@ SUMMARY_KEYS = ("media", "failed", "sampled", "with_face", "crops", "detection_r
 TIME_KEYS = ("stage_seconds", "wall_seconds", "crops_per_second")
 
 
-def stores(profile: str, dataset: str, data_root: str = "", seed: int = 0, workers: int = 2,
-           progress: bool = False) -> dict:
-    """{kind: CropStore} for every kind of data the dataset has (the synthetic set has both)."""
-    roots = dataset_roots(dataset, data_root, profile, seed)
-    return {kind: crop_store(profile, dataset, data_root, kind=kind, seed=seed, workers=workers, progress=progress)
-            for kind, root in roots.items() if root is not None}
+def run(p: Profile, progress: bool = False) -> dict:
+    """{kind: CropStore} for every kind of data the dataset has (the synthetic set has two)."""
+    return {kind: crop_store(p, kind=kind, progress=progress) for kind in dataset_roots(p)}
 
 
 def summary(store) -> dict:
@@ -31,12 +28,12 @@ def timings(found: dict) -> dict:
     return {kind: {k: s.summary[k] for k in TIME_KEYS} for kind, s in found.items()}
 
 
-def recall(store, roots: dict, dataset: str) -> pd.DataFrame | None:
+def recall(p: Profile, store, roots: dict) -> pd.DataFrame | None:
     """The store's detector against the synthetic ground truth (None for real data)."""
-    return store_recall(store, roots["ffpp"]) if dataset == "synthetic" else None
+    return store_recall(store, roots["ffpp"]) if p.dataset == "synthetic" else None
 
 
-def recall_by_size(profile: str, faces: int = 6, seed: int = 0) -> pd.DataFrame:
+def recall_by_size(p: Profile, faces: int = 6) -> pd.DataFrame:
     """The profile's detector settings on faces rendered at 40-300 px into 480p, 720p and 1080p frames:
     what a real video of those sizes would give (the synthetic videos' faces are all large)."""
-    return sizes.recall_by_size(haar_config(get_profile(profile).extract), faces=faces, seed=seed)
+    return sizes.recall_by_size(haar_config(p.extract), faces=faces, seed=p.data_seed)

@@ -1,9 +1,10 @@
 """Notebook 04's study: the capstone's path from B0 to a pruned, distilled Lite0 in ONNX Runtime int8.
 
-Runs (compress.slimming): the dense reference, student and teacher (notebook 02's runs), then the
+Runs (experiments.structured): the dense reference, student and teacher (notebook 02's runs), then the
 variants: global vs local Taylor pruning, 1-shot vs K-step, the ratio sweep with and without KD, the
 KD alpha sweep. Deployment (compress.deploy): every model of the final table exported to ONNX,
-quantised to int8, scored on the test split in each runtime and timed at batch 1.
+quantised to int8, scored on the test split in each runtime and timed at batch 1. Variants are named by
+their ids (ratio, scope, steps, alpha) in every table; `analysis.labels` makes the display names.
 """
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from .. import paths
-from ..compress import slimming
+from ..analysis import labels
+from ..analysis.stats import cell, over_seeds, verdict
 from ..compress.deploy import (
     count_macs,
     cpu_latency_ms,
@@ -26,39 +29,38 @@ from ..compress.deploy import (
     quantize_int8,
     session,
 )
-from ..compress.slimming import Slimming, Variant
 from ..compress.structured import calibration_batches, channels_kept, prune_step
-from ..config import get_profile, override
+from ..config import Profile, override
 from ..data.loader import split_dataset
-from ..engine.jobs import run_missing
-from ..engine.metrics import binary_metrics, verdict
+from ..engine.jobs import run_jobs
+from ..engine.metrics import binary_metrics
 from ..engine.runs import results_path, write_results
 from ..engine.train import input_size
+from ..experiments import structured as slim
+from ..experiments.structured import Variant
 from ..nets.checkpoint import layer_shapes, load_model
 from ..nets.models import count_parameters, create_model
-from . import crop_store, mean_sd_cell, train_config
+from . import crop_store
 
-__all__ = ["alignment", "alpha_table", "channels", "comparison", "deploy", "final_table", "latency_table",
-           "ratio_table", "recipes", "results_file", "runs", "settings", "speed_goals", "summary", "variants",
+__all__ = ["alignment", "alpha_table", "channels", "comparison", "deploy", "final_models", "final_table",
+           "latency_table", "ratio_table", "recipes", "results_file", "run", "speed_goals", "summary", "variants",
            "verdicts"]
 
-
-def settings(profile: str):
-    return get_profile(profile).structured
+IDS = ["model", "arm", "ratio", "scope", "steps", "alpha"]
 
 
-def study(profile: str, store, dataset: str, seed: int) -> Slimming:
-    st = settings(profile)
+def study(p: Profile, store, seed: int) -> slim.Slimming:
+    st = p.structured
     models = dict.fromkeys((st.reference, st.student, st.teacher))
-    recipes_ = {m: train_config(profile, m) for m in models}
+    recipes_ = {m: p.recipe(m) for m in models}
     finetune = override(recipes_[st.student], **st.finetune)
-    return Slimming(profile, dataset, str(store.root), seed, st.student, recipes_, finetune, st.teacher,
-                    st.temperature, st.calib_batches, st.max_layer_ratio, st.round_to, st.kd_from)
+    return slim.Slimming(p.name, p.dataset, store.ref(), seed, st.student, recipes_, finetune, st.teacher,
+                         st.temperature, st.calib_batches, st.max_layer_ratio, st.round_to, st.kd_from)
 
 
-def variants(profile: str) -> dict:
+def variants(p: Profile) -> dict:
     """{comparison: [Variant]} as the profile sets them; a variant in several comparisons is trained once."""
-    st = settings(profile)
+    st = p.structured
     sweep = [Variant(r, st.sweep_scope, st.sweep_steps, a) for r in st.ratios for a in dict.fromkeys((0.0, st.alpha))]
     return {"scope": [Variant(st.scope_ratio, "global"), Variant(st.scope_ratio, "local")],
             "steps": [Variant(st.steps_ratio, "global", 1), Variant(st.steps_ratio, "global", st.steps)],
@@ -67,45 +69,39 @@ def variants(profile: str) -> dict:
             "final": [Variant(r, st.sweep_scope, st.sweep_steps, a) for r, a in st.final]}
 
 
-def recipes(profile: str) -> pd.DataFrame:
+def recipes(p: Profile) -> pd.DataFrame:
     """The dense recipes and the fine-tuning recipe of every pruning step."""
-    st = settings(profile)
+    st = p.structured
     rows = []
-    for label, model, cfg in [("reference", st.reference, train_config(profile, st.reference)),
-                              ("student", st.student, train_config(profile, st.student)),
-                              ("teacher", st.teacher, train_config(profile, st.teacher)),
-                              ("fine-tuning", st.student, override(train_config(profile, st.student), **st.finetune))]:
-        rows.append({"role": label, "model": model, "input_px": input_size(cfg, model), "epochs": cfg.epochs,
+    for role, model, cfg in [("reference", st.reference, p.recipe(st.reference)),
+                             ("student", st.student, p.recipe(st.student)),
+                             ("teacher", st.teacher, p.recipe(st.teacher)),
+                             ("fine-tuning", st.student, override(p.recipe(st.student), **st.finetune))]:
+        rows.append({"role": role, "model": model, "input_px": input_size(cfg, model), "epochs": cfg.epochs,
                      "images": cfg.epochs * cfg.epoch_size if cfg.epoch_size else "split x epochs",
                      "batch": cfg.batch_size, "lr": cfg.lr, "warmup_epochs": cfg.warmup_epochs})
     return pd.DataFrame(rows).set_index("role")
 
 
-def results_file(profile: str, name: str = "structured"):
-    return results_path(profile, name)
+def results_file(p: Profile, name: str = "structured"):
+    return results_path(p.name, name)
 
 
-def runs(profile: str, dataset: str = "synthetic", data_root: str = "", workers: int = 2,
-         progress: bool = True) -> pd.DataFrame:
+def run(p: Profile, progress: bool = False) -> pd.DataFrame:
     """Train what is missing, then one row per run (dense and every variant's last step) with its test
     metrics and cost. Writes results/structured.csv."""
-    st = settings(profile)
-    store = crop_store(profile, dataset, data_root, workers=workers)
-    wanted = list(dict.fromkeys(v for group in variants(profile).values() for v in group))
-    plans = [slimming.plan(study(profile, store, dataset, seed), wanted) for seed in st.seeds]
-    run_missing(slimming.train_job, plans, lambda job: slimming.finished(job, store), st.workers, progress,
-                "structured runs")
+    st = p.structured
+    store = crop_store(p)
+    wanted = list(dict.fromkeys(v for group in variants(p).values() for v in group))
+    studies = [study(p, store, seed) for seed in st.seeds]
+    run_jobs([job for s in studies for job in s.jobs(wanted)], p.workers, progress, "structured runs")
     rows = []
-    for seed in st.seeds:
-        s = study(profile, store, dataset, seed)
+    for s in studies:
         for model in dict.fromkeys((st.reference, st.student, st.teacher)):
-            job = slimming.Job(s, model)
-            rows.append({**slimming.result_row(job, slimming.train_job(job)), "role": _role(st, model)})
-        for v in wanted:
-            job = slimming.Job(s, variant=v, step=v.steps)
-            rows.append({**slimming.result_row(job, slimming.train_job(job)), "role": "student"})
+            rows.append({**slim.dense_row(s, model), "role": _role(st, model)})
+        rows += [{**slim.Step(s, v, v.steps).row(), "role": "student"} for v in wanted]
     table = pd.DataFrame(rows)
-    write_results(profile, "structured", table.set_index("model"))
+    write_results(p.name, "structured", table.set_index("model"))
     return table
 
 
@@ -115,123 +111,123 @@ def _role(st, model: str) -> str:
 
 
 def summary(table: pd.DataFrame, metrics=("auc", "acc")) -> pd.DataFrame:
-    """Mean and sd over seeds per model and variant, with the cost columns."""
-    by = table.groupby(["model", "variant"], sort=False)
-    out = by[list(metrics)].mean()
-    for m in metrics:
-        out[f"{m}_sd"] = by[m].std()
-    for c in ("ratio", "alpha", "params", "mmacs", "size_mb", "thinnest_share"):
-        out[c] = by[c].mean()
-    out["seeds"] = by["seed"].count()
+    """Mean and sd over seeds per model and variant (its ids), with the cost columns and a display label."""
+    out = over_seeds(table, IDS, metrics, keep=["params", "mmacs", "size_mb", "thinnest_share"])
+    out["label"] = [labels.variant(r, sc, st, a) if arm != "dense" else "dense"
+                    for _, arm, r, sc, st, a in out.index]
     return out
 
 
-def comparison(table: pd.DataFrame, group: list) -> pd.DataFrame:
+def _row(summ: pd.DataFrame, model: str, v: Variant | None) -> pd.Series:
+    """The summary row of `model`'s dense run (v None) or of one of its variants."""
+    arm, v = ("dense", Variant()) if v is None else ("variant", v)
+    return summ.loc[(model, arm, v.ratio, v.scope, v.steps, v.alpha)]
+
+
+def comparison(p: Profile, table: pd.DataFrame, group: list) -> pd.DataFrame:
     """AUC and ACC (mean ± sd), parameters, MACs and the thinnest layer's share of the variants in `group`."""
     summ = summary(table)
     rows = []
     for v in group:
-        r = summ.loc[(_student(table), v.label)]
-        rows.append({"variant": v.label, "auc": mean_sd_cell(r.auc, r.auc_sd), "acc": mean_sd_cell(r.acc, r.acc_sd),
+        r = _row(summ, p.structured.student, v)
+        rows.append({"variant": r.label, "auc": cell(r.auc, r.auc_sd), "acc": cell(r.acc, r.acc_sd),
                      "params": int(r.params), "mmacs": r.mmacs, "thinnest_share": r.thinnest_share})
     return pd.DataFrame(rows).set_index("variant")
 
 
-def _student(table: pd.DataFrame) -> str:
-    """The model the table's variants slim."""
-    return table.loc[table.role.str.contains("student"), "model"].iloc[0]
-
-
-def ratio_table(profile: str, table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
+def ratio_table(p: Profile, table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """The ratio sweep: one row per ratio, 'mean ± sd' without and with KD, and parameters left."""
-    st = settings(profile)
-    summ = summary(table).loc[_student(table)]
+    st = p.structured
+    summ = summary(table)
     rows = []
     for r in st.ratios:
-        plain, kd = Variant(r, st.sweep_scope, st.sweep_steps), Variant(r, st.sweep_scope, st.sweep_steps, st.alpha)
-        rows.append({"ratio": f"{r:.0%}", "params": int(summ.loc[plain.label, "params"]),
-                     "mmacs": summ.loc[plain.label, "mmacs"],
-                     "fine-tuned": mean_sd_cell(*summ.loc[plain.label, [metric, f"{metric}_sd"]]),
-                     f"+ KD α={st.alpha:g}": mean_sd_cell(*summ.loc[kd.label, [metric, f"{metric}_sd"]])})
+        plain = _row(summ, st.student, Variant(r, st.sweep_scope, st.sweep_steps))
+        kd = _row(summ, st.student, Variant(r, st.sweep_scope, st.sweep_steps, st.alpha))
+        rows.append({"ratio": f"{r:.0%}", "params": int(plain.params), "mmacs": plain.mmacs,
+                     "fine-tuned": cell(plain[metric], plain[f"{metric}_sd"]),
+                     f"+ KD α={st.alpha:g}": cell(kd[metric], kd[f"{metric}_sd"])})
     return pd.DataFrame(rows).set_index("ratio")
 
 
-def alpha_table(profile: str, table: pd.DataFrame) -> pd.DataFrame:
+def alpha_table(p: Profile, table: pd.DataFrame) -> pd.DataFrame:
     """The KD alpha sweep on the dense student: AUC and ACC per alpha (alpha 0: the same training without a teacher)."""
-    st = settings(profile)
-    summ = summary(table).loc[_student(table)]
-    rows = [{"alpha": a, "auc": mean_sd_cell(summ.loc[Variant(0.0, alpha=a).label, "auc"],
-                                      summ.loc[Variant(0.0, alpha=a).label, "auc_sd"]),
-             "acc": mean_sd_cell(summ.loc[Variant(0.0, alpha=a).label, "acc"],
-                          summ.loc[Variant(0.0, alpha=a).label, "acc_sd"])} for a in st.alphas]
+    st = p.structured
+    summ = summary(table)
+    rows = []
+    for a in st.alphas:
+        r = _row(summ, st.student, Variant(0.0, alpha=a))
+        rows.append({"alpha": a, "auc": cell(r.auc, r.auc_sd), "acc": cell(r.acc, r.acc_sd)})
     return pd.DataFrame(rows).set_index("alpha")
 
 
-def verdicts(profile: str, table: pd.DataFrame) -> pd.DataFrame:
+def verdicts(p: Profile, table: pd.DataFrame) -> pd.DataFrame:
     """The capstone's claims on this data (AUC; margin against the larger sd over seeds)."""
-    st = settings(profile)
-    summ = summary(table).loc[_student(table)]
+    st = p.structured
+    summ = summary(table)
     kd = Variant(0.0, alpha=st.alpha)
-    best_alpha = max(st.alphas, key=lambda a: summ.loc[Variant(0.0, alpha=a).label, "auc"])
-    claims = [("global beats local Taylor pruning", Variant(st.scope_ratio, "global"), Variant(st.scope_ratio, "local"),
-               0.0),
+    best_alpha = max(st.alphas, key=lambda a: _row(summ, st.student, Variant(0.0, alpha=a)).auc)
+    claims = [("global beats local Taylor pruning", Variant(st.scope_ratio, "global"),
+               Variant(st.scope_ratio, "local")),
               (f"{st.steps}-step beats 1-shot", Variant(st.steps_ratio, "global", st.steps),
-               Variant(st.steps_ratio, "global", 1), 0.0)]
+               Variant(st.steps_ratio, "global", 1))]
     claims += [(f"KD helps the pruned student at {r:.0%}", Variant(r, st.sweep_scope, st.sweep_steps, st.alpha),
-                Variant(r, st.sweep_scope, st.sweep_steps), 0.0) for r in st.ratios]
-    claims.append((f"KD α={st.alpha:g} beats the same training without a teacher", kd, Variant(0.0), 0.0))
+                Variant(r, st.sweep_scope, st.sweep_steps)) for r in st.ratios]
+    claims.append((f"KD α={st.alpha:g} beats the same training without a teacher", kd, Variant(0.0)))
     rows = []
-    for claim, a, b, threshold in claims:
-        ma, sa = summ.loc[a.label, "auc"], summ.loc[a.label, "auc_sd"]
-        mb, sb = summ.loc[b.label, "auc"], summ.loc[b.label, "auc_sd"]
-        margin = ma - mb - threshold
-        rows.append({"claim": claim, "variant": a.label, "auc": round(ma, 4), "against": b.label, "other": round(mb, 4),
-                     "margin": round(margin, 4), "spread": round(max(sa, sb), 4) if pd.notna(sa) else math.nan,
-                     "verdict": verdict(margin, max(sa, sb))})
+    for claim, a, b in claims:
+        ra, rb = _row(summ, st.student, a), _row(summ, st.student, b)
+        margin, spread = ra.auc - rb.auc, max(ra.auc_sd, rb.auc_sd)
+        rows.append({"claim": claim, "variant": ra.label, "auc": round(ra.auc, 4), "against": rb.label,
+                     "other": round(rb.auc, 4), "margin": round(margin, 4),
+                     "spread": round(spread, 4) if pd.notna(ra.auc_sd) else math.nan,
+                     "verdict": verdict(margin, spread)})
+    best, ref = _row(summ, st.student, Variant(0.0, alpha=best_alpha)), _row(summ, st.student, kd)
     rows.append({"claim": f"α={st.alpha:g} is the best alpha", "variant": f"best: α={best_alpha:g}",
-                 "auc": round(summ.loc[Variant(0.0, alpha=best_alpha).label, "auc"], 4), "against": kd.label,
-                 "other": round(summ.loc[kd.label, "auc"], 4), "margin": math.nan, "spread": math.nan,
+                 "auc": round(best.auc, 4), "against": ref.label, "other": round(ref.auc, 4), "margin": math.nan,
+                 "spread": math.nan,
                  "verdict": "holds" if best_alpha == st.alpha else "does not hold (by the mean; see the spread)"})
     return pd.DataFrame(rows).set_index("claim")
 
 
-def channels(profile: str, table: pd.DataFrame, variant: str) -> pd.DataFrame:
+def _select(table: pd.DataFrame, model: str, v: Variant | None) -> pd.DataFrame:
+    arm, v = ("dense", Variant()) if v is None else ("variant", v)
+    return table[(table.model == model) & (table.arm == arm) & (table.ratio == v.ratio) & (table.scope == v.scope)
+                 & (table.steps == v.steps) & (table.alpha == v.alpha)]
+
+
+def channels(p: Profile, table: pd.DataFrame, v: Variant) -> pd.DataFrame:
     """Channels kept per layer of a variant's first-seed net against the dense student."""
-    row = table[table.variant == variant].iloc[0]
-    model = load_model(paths.runs_dir(profile) / row.run / "best.safetensors")[0]
+    row = _select(table, p.structured.student, v).iloc[0]
+    model = load_model(paths.runs_dir(p.name) / row.run / "best.safetensors")[0]
     return channels_kept(model, create_model(row.model, input_size=int(row.input_px)))
 
 
 # ---- deployment ------------------------------------------------------------------------------------------
 
-def final_models(profile: str, table: pd.DataFrame) -> list:
+def final_models(p: Profile, table: pd.DataFrame) -> list:
     """[(label, row)] of the final table: the dense reference and student, the KD student, the final variants
     (the first seed's runs: latency does not depend on the seed)."""
-    st = settings(profile)
+    st = p.structured
     first = table[table.seed == st.seeds[0]]
-    labels = ["dense"] * 2 + [Variant(0.0, alpha=st.alpha).label] + \
-        [Variant(r, st.sweep_scope, st.sweep_steps, a).label for r, a in st.final]
-    models = [st.reference, st.student] + [st.student] * (len(labels) - 2)
+    picks = [(st.reference, None), (st.student, None), (st.student, Variant(0.0, alpha=st.alpha))]
+    picks += [(st.student, v) for v in variants(p)["final"]]
     out = []
-    for model, label in zip(models, labels):
-        row = first[(first.model == model) & (first.variant == label)].iloc[0]
-        out.append((f"{model} {label}" if label != "dense" else model, row))
+    for model, v in picks:
+        row = _select(first, model, v).iloc[0]
+        out.append((model if v is None else f"{model} {labels.variant(**v.settings())}", row))
     return out
 
 
-def deploy(profile: str, table: pd.DataFrame, dataset: str = "synthetic", data_root: str = "",
-           progress: bool = True, write: bool = True) -> pd.DataFrame:
+def deploy(p: Profile, table: pd.DataFrame, progress: bool = False, write: bool = True) -> pd.DataFrame:
     """Every final model in torch, ONNX Runtime fp32 and ORT int8 (static QDQ; dynamic where it is faster):
     test AUC/ACC at the trained size, batch-1 latency at each size and thread count. Writes results/deploy.csv."""
-    from tqdm import tqdm
-
-    st = settings(profile)
-    store = crop_store(profile, dataset, data_root)
+    st = p.structured
+    store = crop_store(p)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        finals = final_models(profile, table)
+        finals = final_models(p, table)
         for label, row in tqdm(finals, desc="deploy", disable=not progress):
-            model = load_model(paths.runs_dir(profile) / row.run / "best.safetensors")[0].eval()
+            model = load_model(paths.runs_dir(p.name) / row.run / "best.safetensors")[0].eval()
             own = int(row.input_px)
             test = split_dataset(store, "test", own)
             calib = [x.numpy() for x, _ in calibration_batches(split_dataset(store, "train", own), 16,
@@ -240,8 +236,9 @@ def deploy(profile: str, table: pd.DataFrame, dataset: str = "synthetic", data_r
                 files = _onnx_files(model, Path(tmp) / f"{label.replace(' ', '_')}_{px}", px, own, calib,
                                     dynamic=label == finals[-1][0])
                 for runtime, path in [("torch", None), *files.items()]:
-                    rec = {"model": label, "runtime": runtime, "input_px": px, "params": int(row.params),
-                           "mmacs": row.mmacs, "file_mb": round(path.stat().st_size / 1e6, 3) if path else row.size_mb}
+                    rec = {"model": label, **{k: row[k] for k in IDS[1:]}, "runtime": runtime, "input_px": px,
+                           "params": int(row.params), "mmacs": row.mmacs,
+                           "file_mb": round(path.stat().st_size / 1e6, 3) if path else row.size_mb}
                     if px == own:
                         scores = ort_scores(session(path, 2), test) if path else None
                         rec.update(_accuracy(test.labels, scores, row))
@@ -251,25 +248,25 @@ def deploy(profile: str, table: pd.DataFrame, dataset: str = "synthetic", data_r
                         rows.append({**rec, "threads": threads, "ms": round(ms, 3)})
     out = pd.DataFrame(rows)
     if write:
-        write_results(profile, "deploy", out.set_index("model"))
+        write_results(p.name, "deploy", out.set_index("model"))
     return out
 
 
-def alignment(profile: str, table: pd.DataFrame, dataset: str = "synthetic", data_root: str = "", px: int = 224,
-              threads: int = 2) -> pd.DataFrame:
+def alignment(p: Profile, table: pd.DataFrame) -> pd.DataFrame:
     """Latency of the dense student and of its final-ratio architecture with channel counts in multiples of 1
     (any count), 8 and 16: the dense student's weights pruned once (no fine-tuning: only the widths matter
-    here), batch 1 in torch and ORT fp32 at `px` with `threads`, the median of the profile's repeats, best of
-    two rounds."""
-    st = settings(profile)
+    here), batch 1 in torch and ORT fp32 at the report size and threads, the median of the profile's repeats,
+    best of two rounds."""
+    st = p.structured
+    px, threads = st.report_px, st.report_threads
     ratio = st.final[-1][0]
-    row = table[(table.variant == "dense") & (table.model == st.student)].iloc[0]
-    store = crop_store(profile, dataset, data_root)
+    row = _select(table, st.student, None).iloc[0]
+    store = crop_store(p)
     batches = calibration_batches(split_dataset(store, "train", int(row.input_px)), 16, st.calib_batches)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for multiple in (None, 1, 8, 16):  # None: the dense student itself
-            model = load_model(paths.runs_dir(profile) / row.run / "best.safetensors")[0]
+            model = load_model(paths.runs_dir(p.name) / row.run / "best.safetensors")[0]
             if multiple:
                 prune_step(model, batches, ratio, st.sweep_scope, st.max_layer_ratio, multiple)
             onnx_file = export_onnx(model, Path(tmp) / f"r{multiple}.onnx", px)
@@ -292,8 +289,9 @@ def latency_table(deployed: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def speed_goals(profile: str, deployed: pd.DataFrame, px: int = 224, threads: int = 2) -> pd.DataFrame:
-    """The issue's speed goals at batch 1, `px`, `threads`, against the dense reference timed in the same run.
+def speed_goals(p: Profile, deployed: pd.DataFrame) -> pd.DataFrame:
+    """The deployment goals at batch 1, the report size and threads, against the dense reference timed in the
+    same run.
 
     P1: the best compressed model against the reference in the same runtime (torch, ORT fp32, ORT int8):
     the largest speed-up at <= 1 pt AUC loss (or, if none keeps that, the smallest loss), target >= 3x.
@@ -301,9 +299,10 @@ def speed_goals(profile: str, deployed: pd.DataFrame, px: int = 224, threads: in
     static or dynamic only where it beats fp32) against the reference in PyTorch eager, target >= 10x.
     AUC is each runtime's own on the test split.
     """
-    st = settings(profile)
+    st = p.structured
     ref = st.reference
-    at = deployed[(deployed.input_px == px) & (deployed.threads == threads)].set_index(["model", "runtime"])["ms"]
+    at = deployed[(deployed.input_px == st.report_px) & (deployed.threads == st.report_threads)].set_index(
+        ["model", "runtime"])["ms"]
     own = deployed.dropna(subset=["auc"]).drop_duplicates(["model", "runtime"]).set_index(["model", "runtime"])["auc"]
 
     def row(goal, model, runtime, base_runtime, target):
@@ -349,13 +348,14 @@ def _accuracy(labels: np.ndarray, scores, row) -> dict:
     return {"auc": m["auc"], "acc": m["acc"]}
 
 
-def final_table(profile: str, table: pd.DataFrame, deployed: pd.DataFrame, px: int = 224,
-                threads: int = 2) -> pd.DataFrame:
+def final_table(p: Profile, table: pd.DataFrame, deployed: pd.DataFrame) -> pd.DataFrame:
     """The capstone's last slide: model, prune ratio, AUC, ACC, per-method accuracy, MB, params, MACs, and
-    latency at `px` with `threads` in torch, ORT fp32 and ORT int8 (with ORT int8's AUC)."""
+    latency at the report size and threads in torch, ORT fp32 and ORT int8 (with ORT int8's AUC)."""
+    st = p.structured
     rows = []
-    for label, row in final_models(profile, table):
-        lat = deployed[(deployed.model == label) & (deployed.input_px == px) & (deployed.threads == threads)]
+    for label, row in final_models(p, table):
+        lat = deployed[(deployed.model == label) & (deployed.input_px == st.report_px)
+                       & (deployed.threads == st.report_threads)]
         own = deployed[(deployed.model == label) & (deployed.input_px == int(row.input_px))]
         ms = lat.set_index("runtime")["ms"]
         auc = own.drop_duplicates("runtime").set_index("runtime")["auc"]

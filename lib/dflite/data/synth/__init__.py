@@ -7,18 +7,17 @@ never touched.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
 
 from ... import __version__
-from ...config import OF_SPLITS, SynthConfig, get_profile, to_dict
+from ...config import OF_SPLITS, SynthConfig, to_dict
 from ...folders import OutputFolderError, claim, clear, write_marker
+from ...parallel import imap
 from ..sources import inspect_ffpp, inspect_openforensics
 from . import ffpp, openforensics
 
@@ -65,9 +64,10 @@ def _init_worker():
 
 def generate(out, profile: str = "quick", seed: int = 0, force: bool = False, workers: int | None = None,
              progress: bool = True, cfg: SynthConfig | None = None) -> SynthSummary:
-    """Write (or reuse) the synthetic FF++ and OpenForensics sets under `out`."""
+    """Write (or reuse) the synthetic FF++ and OpenForensics sets under `out`, made with `cfg` (the quick
+    profile's when None); `profile` names the profile the set is for in its marker."""
     out = Path(out)
-    cfg = cfg or get_profile(profile).synth
+    cfg = cfg or SynthConfig()
     if cfg.identities < 2 or cfg.identities % 2:
         raise ValueError(f"identities must be an even number >= 2 (FF++ fakes pair them), got {cfg.identities}")
     want = _marker_body(cfg, seed, profile)
@@ -82,18 +82,11 @@ def generate(out, profile: str = "quick", seed: int = 0, force: bool = False, wo
         jobs += [(_of_job, (of_root, seed, split, i, cfg))
                  for split, n in zip(OF_SPLITS, cfg.of_images) for i in range(n)]
         n_workers = workers or min(os.cpu_count() or 1, 8)
-        bar = tqdm(total=len(jobs), desc="synth", unit="item", disable=not progress)
-        if n_workers > 1:
-            # spawn, not fork: forking a process that already runs OpenCV or tqdm threads can deadlock.
-            with mp.get_context("spawn").Pool(n_workers, initializer=_init_worker) as pool:
-                for fn in (_ffpp_job, _of_job):
-                    for _ in pool.imap_unordered(fn, [a for f, a in jobs if f is fn], chunksize=2):
-                        bar.update()
-        else:
-            for fn, a in jobs:
-                fn(a)
-                bar.update()
-        bar.close()
+        for fn in (_ffpp_job, _of_job):
+            for _ in imap(fn, [a for f, a in jobs if f is fn], n_workers, _init_worker, ordered=False, chunksize=2,
+                          progress=progress, desc=f"synth {'ffpp' if fn is _ffpp_job else 'openforensics'}",
+                          unit="item"):
+                pass
         ffpp.write_splits(ff_root, seed, cfg)
         for split, n in zip(OF_SPLITS, cfg.of_images):
             openforensics.write_annotations(of_root, seed, split, n)

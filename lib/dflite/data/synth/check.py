@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..faces import HaarConfig, detect_faces, iou
+from ..sources.ffpp import fake_dir, real_dir
 from ..video import read_frames
 
 
@@ -29,10 +30,8 @@ def haar_recall(ffpp_root, compression: str = "c23", cfg: HaarConfig = HaarConfi
         for side in sorted(gt_dir.glob("*.json")):
             gt = json.loads(side.read_text())
             idx = np.linspace(0, gt["frames"] - 1, frames_per_video).round().astype(int)
-            if method == "original":
-                video = root / "original_sequences" / "youtube" / compression / "videos" / f"{side.stem}.mp4"
-            else:
-                video = root / "manipulated_sequences" / method / compression / "videos" / f"{side.stem}.mp4"
+            folder = real_dir(root, compression) if method == "original" else fake_dir(root, method, compression)
+            video = folder / f"{side.stem}.mp4"
             frames = read_frames(video, idx)
             for f, frame in zip(idx, frames):
                 dets = detect_faces(frame, cfg)

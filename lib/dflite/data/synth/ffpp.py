@@ -13,6 +13,7 @@ import numpy as np
 
 from ...config import SynthConfig
 from ...folders import write_json, write_png
+from ..sources import ffpp as layout
 from ..video import CRF, write_mp4
 from .identity import Identity, Light, random_identity, render_face
 from .manipulate import manipulate
@@ -70,11 +71,10 @@ def outputs_for(root: Path, t: int, cfg: SynthConfig) -> list:
     """Every file the job for target t writes (the job is done when all exist)."""
     vid, stem = video_id(t), f"{video_id(t)}_{video_id(pair_partner(t))}"
     files = [root / "ground_truth" / "original" / f"{vid}.json"]
-    files += [root / "original_sequences" / "youtube" / c / "videos" / f"{vid}.mp4" for c in cfg.compressions]
+    files += [layout.real_dir(root, c) / f"{vid}.mp4" for c in cfg.compressions]
     for m in cfg.methods:
-        base = root / "manipulated_sequences" / m
-        files += [base / c / "videos" / f"{stem}.mp4" for c in cfg.compressions]
-        files += [base / "masks" / "videos" / f"{stem}.mp4",
+        files += [layout.fake_dir(root, m, c) / f"{stem}.mp4" for c in cfg.compressions]
+        files += [layout.mask_dir(root, m) / f"{stem}.mp4",
                   root / "ground_truth" / m / f"{stem}.json", root / "ground_truth" / m / f"{stem}_mask.png"]
     return files
 
@@ -137,16 +137,15 @@ def render_target(root: Path, seed: int, t: int, cfg: SynthConfig) -> None:
     frames = render_frames(seed, t, cfg)
     vid, stem = video_id(t), f"{video_id(t)}_{video_id(pair_partner(t))}"
     for c in cfg.compressions:
-        write_mp4(root / "original_sequences" / "youtube" / c / "videos" / f"{vid}.mp4", frames.real, cfg.fps, CRF[c])
+        write_mp4(layout.real_dir(root, c) / f"{vid}.mp4", frames.real, cfg.fps, CRF[c])
     common = {"frames": cfg.frames, "fps": cfg.fps, "width": cfg.frame_size, "height": cfg.frame_size}
     write_json(root / "ground_truth" / "original" / f"{vid}.json",
                {"video": vid, "method": "original", "identity": vid, **common, "boxes": frames.boxes})
     for method in cfg.methods:
-        base = root / "manipulated_sequences" / method
         for c in cfg.compressions:
-            write_mp4(base / c / "videos" / f"{stem}.mp4", frames.fakes[method], cfg.fps, CRF[c])
+            write_mp4(layout.fake_dir(root, method, c) / f"{stem}.mp4", frames.fakes[method], cfg.fps, CRF[c])
         mk = frames.masks[method]
-        write_mp4(base / "masks" / "videos" / f"{stem}.mp4", np.where(mk > 127, 255, 0).astype(np.uint8),
+        write_mp4(layout.mask_dir(root, method) / f"{stem}.mp4", np.where(mk > 127, 255, 0).astype(np.uint8),
                   cfg.fps, CRF["raw"])
         gt = root / "ground_truth" / method
         write_png(gt / f"{stem}_mask.png", mk.reshape(-1, cfg.frame_size))  # frames stacked vertically

@@ -1,7 +1,7 @@
 """The web demo (`dflite demo`, `make demo`): upload a video or an image, get the verdict with its score, the
 annotated video, a per-frame score plot and the Grad-CAM of the most-fake face.
 
-Everything it shows comes from `analysis.detect` (the `dflite detect` path) and `analysis.explain`
+Everything it shows comes from `detect.media` (the `dflite detect` path) and `analysis.explain`
 (notebook 06's Grad-CAM); this module only lays it out. Gradio is imported when the app is built, so the
 package works without the `demo` extra.
 """
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths
-from .analysis import detect
-from .config import override
+from .. import paths
+from ..analysis.explain import gradcams
+from ..config import ExtractConfig, Profile, TrainConfig, from_dict, override, resolve
+from . import media as detect
 
 MAX_MB = 100  # uploads above this are refused (the server refuses them too, before they reach the model)
-FRAMES = 16   # frames sampled per video, as `dflite detect`
 WARNING = ("**Trained on synthetic data: this is not a detector for real-world videos.** It shows the pipeline; "
            "its scores mean something only on dflite's synthetic faces.")
 
@@ -31,13 +31,10 @@ def finished_runs(root: Path | None = None) -> list:
     return [str(p.parent) for p in found]
 
 
-def default_run(profile: str = "quick", model: str = "cnn5") -> str | None:
+def default_run(p: Profile, model: str = "cnn5") -> str | None:
     """The profile's own baseline run of `model` at seed 0 (CNN-5: the quick study's best and fastest detector):
     the newest finished run made with exactly the profile's recipe and crops; else the newest finished run."""
-    from .config import ExtractConfig, TrainConfig, from_dict, get_profile
-    from .studies import train_config
-
-    want = ("baseline", model, 0, train_config(profile, model), get_profile(profile).extract)
+    want = ("baseline", model, 0, p.recipe(model), p.extract)
     runs = finished_runs()
     for run in runs:
         try:  # older runs store fewer fields: compare as configs, missing fields at their defaults
@@ -108,8 +105,6 @@ def cam_overlay(model, crop: np.ndarray, side: int = 224) -> np.ndarray:
     import cv2
     import torch
 
-    from .analysis.explain import gradcams
-
     size = model.dflite_spec["input_size"]
     rgb = cv2.cvtColor(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
     cam = gradcams(model, torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous())[0]
@@ -118,16 +113,16 @@ def cam_overlay(model, crop: np.ndarray, side: int = 224) -> np.ndarray:
     return cv2.resize(blend, (side, side), interpolation=cv2.INTER_NEAREST)
 
 
-def analyse(upload, run: str, rule: detect.Rule = detect.Rule(), max_mb: float = MAX_MB) -> tuple:
+def analyse(upload, run: str, frames: int, rule: detect.Rule = detect.Rule(), max_mb: float = MAX_MB) -> tuple:
     """(verdict markdown, annotated video path or None, annotated most-fake frame (RGB), score plot,
-    Grad-CAM overlay (RGB) or None, report) for one uploaded file."""
+    Grad-CAM overlay (RGB) or None, report) for one uploaded file, `frames` sampled per video."""
     path = check_upload(upload, max_mb)
     if not run:
         raise ValueError("Pick a run folder (data/runs/<profile>/<run>/seed_N) first.")
     det = _detector(run)
     out = Path(tempfile.mkdtemp(prefix="dflite-demo-"))
     keep = {}
-    cfg = override(det.extract, frames=FRAMES)
+    cfg = override(det.extract, frames=frames)
     video = out / f"{path.stem}.annotated.mp4" if detect.media_kind(path) == "video" else None
     report = detect.detect_media(path, det.model, cfg, rule, video_out=video, keep=keep)
     report = {**report, "detector": {"source": det.source, "trained_on": det.trained_on}}
@@ -146,16 +141,19 @@ def analyse(upload, run: str, rule: detect.Rule = detect.Rule(), max_mb: float =
     return text, str(video) if video else None, frame, score_plot(report, rule.threshold), cam, report
 
 
-def build_app(run: str | None = None, max_mb: float = MAX_MB):
-    """The Gradio Blocks app; its API endpoint `/detect` takes (file, run folder)."""
+def build_app(run: str | None = None, max_mb: float = MAX_MB, profile="quick"):
+    """The Gradio Blocks app; its API endpoint `/detect` takes (file, run folder). The profile gives the default
+    run and the frames sampled per video (as `dflite detect`)."""
     import gradio as gr
 
+    p = resolve(profile)
+    frames = p.video.frames
     runs = finished_runs()
-    run = run or default_run()
+    run = run or default_run(p)
 
     def on_detect(upload, chosen):
         try:
-            return analyse(upload, chosen, max_mb=max_mb)
+            return analyse(upload, chosen, frames, max_mb=max_mb)
         except (ValueError, FileNotFoundError) as e:
             raise gr.Error(str(e)) from None
 
@@ -167,7 +165,7 @@ def build_app(run: str | None = None, max_mb: float = MAX_MB):
 
     with gr.Blocks(title="dflite: deepfake detection demo") as app:
         gr.Markdown("## dflite: is this face video a deepfake?\nUpload a video or an image: dflite samples "
-                    f"{FRAMES} frames, finds the biggest face (OpenCV Haar), scores each face with the chosen "
+                    f"{frames} frames, finds the biggest face (OpenCV Haar), scores each face with the chosen "
                     "detector and gives a verdict.")
         with gr.Row():
             with gr.Column(scale=1):
@@ -193,9 +191,9 @@ def build_app(run: str | None = None, max_mb: float = MAX_MB):
 
 
 def launch(run: str | None = None, host: str = "127.0.0.1", port: int | None = 7860, max_mb: float = MAX_MB,
-           block: bool = True):
+           block: bool = True, profile="quick"):
     """Start the demo; returns the app (its `local_url` is set) when `block` is False."""
-    app = build_app(run, max_mb)
+    app = build_app(run, max_mb, profile)
     app.launch(server_name=host, server_port=port, max_file_size=f"{max_mb:g}mb", prevent_thread_lock=not block,
                show_error=True, quiet=not block)
     return app

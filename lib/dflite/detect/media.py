@@ -1,5 +1,5 @@
-"""Detection on media: sampled frames -> faces (extraction's own in-memory step) -> fake probability per
-face -> a verdict per video or image, a JSON report, and for videos an annotated H.264 mp4.
+"""Detection on one file: sampled frames -> faces (extraction's own in-memory step) -> fake probability per
+face -> a verdict per video or image, its report, and for videos an annotated H.264 mp4.
 
 The verdict rule (`Rule`): per sampled frame with a face, the frame's score is its most-fake face's
 probability. `frames` (default): the video is FAKE when at least `share` of those frames score at or
@@ -8,6 +8,8 @@ above `threshold`. A video with no face gets the verdict "no face found".
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,8 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import ExtractConfig
-from ..data.extract import faces_in_frames
+from ..config import ExtractConfig, from_dict
+from ..data.faces import faces_in_frames
 from ..data.loader import normalise
 from ..data.sources import VIDEO_EXTS
 from ..data.video import VideoError, read_sampled, sample_frame_indices, write_mp4
@@ -91,11 +93,6 @@ def load_detector(run: str | None = None, weights: str | None = None,
                   extract: ExtractConfig = ExtractConfig()) -> Detector:
     """A Detector from a finished run folder (its best weights and config.json) or a weights file saved by
     dflite (`extract` then gives the face settings)."""
-    import hashlib
-    import json
-
-    from ..config import from_dict
-
     if bool(run) == bool(weights):
         raise ValueError("give exactly one of --run RUN_DIR or --weights FILE")
     path = Path(run) / "best.safetensors" if run else Path(weights)
@@ -115,18 +112,6 @@ def load_detector(run: str | None = None, weights: str | None = None,
         source = "/".join(Path(run).resolve().parts[-2:])
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return Detector(model.float().eval(), source, digest, trained_on, extract)
-
-
-def report_keys(files: list) -> list:
-    """A unique report name per input: its path below the inputs' common folder, separators as `__`
-    (c23/000.mp4 and c40/000.mp4 get c23__000.mp4 and c40__000.mp4)."""
-    import os
-
-    files = [Path(f).resolve() for f in files]
-    if not files:
-        return []
-    base = Path(os.path.commonpath([str(f.parent) for f in files]))
-    return ["__".join(f.relative_to(base).parts) for f in files]
 
 
 def classify(model, crops: list, batch_size: int = 64) -> np.ndarray:
@@ -231,57 +216,3 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
         times["annotate"] = time.perf_counter() - t
     report["seconds"] = {k: round(v, 4) for k, v in times.items()}
     return report
-
-
-def run_settings(detector: Detector, cfg: ExtractConfig, rule: Rule) -> dict:
-    """What made a report: a report made with other settings is refused, never silently reused."""
-    from ..config import non_defaults
-
-    return {"model": detector.name, "weights": detector.digest, "rule": asdict(rule), "extract": non_defaults(cfg)}
-
-
-def detect_all(paths, detector: Detector, out, frames: int | None = None, rule: Rule = Rule(), progress: bool = True,
-               videos: bool = True) -> list:
-    """Score every input (folders expanded): a JSON report per input in `out` and an annotated mp4 per video.
-
-    A file that fails is recorded with its reason in its report and in summary.json; the rest go on. The job
-    resumes: a finished report made with the same settings is read back, one made with other settings is
-    refused (choose another --out), a failed one is tried again."""
-    import json
-
-    from tqdm import tqdm
-
-    from ..config import override
-    from ..folders import write_json
-
-    cfg = override(detector.extract, frames=frames) if frames else detector.extract
-    settings = run_settings(detector, cfg, rule)
-    files = expand_inputs(paths)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    reports = []
-    for path, key in tqdm(list(zip(files, report_keys(files))), desc="detect", unit="file", disable=not progress):
-        target = out / f"{key}.json"
-        if target.exists():
-            old = json.loads(target.read_text())
-            if old.get("verdict") != "error":
-                if old.get("settings") != settings:
-                    differ = sorted(k for k in settings if old.get("settings", {}).get(k) != settings[k])
-                    raise ValueError(f"{target} was made with other settings ({', '.join(differ) or 'unknown'} "
-                                     "differ); choose another --out or remove it")
-                reports.append(old)
-                continue
-        try:
-            report = detect_media(path, detector.model, cfg, rule,
-                                  video_out=out / f"{key}.annotated.mp4" if videos else None)
-        except (VideoError, OSError, RuntimeError) as e:
-            reason = str(getattr(e, "reason", "")) or type(e).__name__
-            report = {"input": path.name, "kind": media_kind(path), "verdict": "error", "error": reason,
-                      "detail": str(e).replace(str(path.parent), "")[:400]}
-        report = {"input": key, **{k: v for k, v in report.items() if k != "input"},
-                  "detector": {"source": detector.source, "trained_on": detector.trained_on}, "settings": settings}
-        write_json(target, report)
-        reports.append(report)
-    write_json(out / "summary.json", {"inputs": len(reports), "settings": settings,
-                                      "verdicts": {r["input"]: r["verdict"] for r in reports}})
-    return reports

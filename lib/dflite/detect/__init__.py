@@ -1,0 +1,25 @@
+"""Detection for users: `dflite detect` (score videos, images and folders with a trained detector, write reports
+and annotated videos) and the web demo (`dflite demo`). Everything here goes through the same face step as
+extraction (`data.faces.faces_in_frames`)."""
+from .batch import detect_all, report_keys, run_settings
+from .media import (
+    IMAGE_EXTS,
+    STAGES,
+    VIDEO_EXTS,
+    Detector,
+    NotMediaError,
+    Rule,
+    VideoError,
+    annotate,
+    classify,
+    detect_media,
+    expand_inputs,
+    load_detector,
+    media_faces,
+    media_kind,
+    verdict,
+)
+
+__all__ = ["IMAGE_EXTS", "STAGES", "VIDEO_EXTS", "Detector", "NotMediaError", "Rule", "VideoError", "annotate",
+           "classify", "detect_all", "detect_media", "expand_inputs", "load_detector", "media_faces", "media_kind",
+           "report_keys", "run_settings", "verdict"]

@@ -1,0 +1,68 @@
+"""`dflite detect` over many inputs: folders expanded, one JSON report per input, annotated mp4s, resume, and a
+report made with other settings refused."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..config import ExtractConfig, non_defaults, override
+from ..data.video import VideoError
+from ..folders import refuse_other, write_json
+from .media import Detector, Rule, detect_media, expand_inputs, media_kind
+
+
+def report_keys(files: list) -> list:
+    """A unique report name per input: its path below the inputs' common folder, separators as `__`
+    (c23/000.mp4 and c40/000.mp4 get c23__000.mp4 and c40__000.mp4)."""
+    files = [Path(f).resolve() for f in files]
+    if not files:
+        return []
+    base = Path(os.path.commonpath([str(f.parent) for f in files]))
+    return ["__".join(f.relative_to(base).parts) for f in files]
+
+
+def run_settings(detector: Detector, cfg: ExtractConfig, rule: Rule) -> dict:
+    """What made a report: a report made with other settings is refused, never silently reused."""
+    return {"model": detector.name, "weights": detector.digest, "rule": asdict(rule), "extract": non_defaults(cfg)}
+
+
+def detect_all(paths, detector: Detector, out, frames: int | None = None, rule: Rule = Rule(), progress: bool = True,
+               videos: bool = True) -> list:
+    """Score every input (folders expanded): a JSON report per input in `out` and an annotated mp4 per video.
+
+    A file that fails is recorded with its reason in its report and in summary.json; the rest go on. The job
+    resumes: a finished report made with the same settings is read back, one made with other settings is
+    refused (choose another --out), a failed one is tried again."""
+    cfg = override(detector.extract, frames=frames) if frames else detector.extract
+    settings = run_settings(detector, cfg, rule)
+    files = expand_inputs(paths)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for path, key in tqdm(list(zip(files, report_keys(files))), desc="detect", unit="file", disable=not progress):
+        target = out / f"{key}.json"
+        if target.exists():
+            old = json.loads(target.read_text())
+            if old.get("verdict") != "error":
+                refuse_other(old.get("settings") or {}, settings, f"{target} was", "choose another --out or remove it",
+                             ValueError)
+                reports.append(old)
+                continue
+        try:
+            report = detect_media(path, detector.model, cfg, rule,
+                                  video_out=out / f"{key}.annotated.mp4" if videos else None)
+        except (VideoError, OSError, RuntimeError) as e:
+            reason = str(getattr(e, "reason", "")) or type(e).__name__
+            report = {"input": path.name, "kind": media_kind(path), "verdict": "error", "error": reason,
+                      "detail": str(e).replace(str(path.parent), "")[:400]}
+        report = {"input": key, **{k: v for k, v in report.items() if k != "input"},
+                  "detector": {"source": detector.source, "trained_on": detector.trained_on}, "settings": settings}
+        write_json(target, report)
+        reports.append(report)
+    write_json(out / "summary.json", {"inputs": len(reports), "settings": settings,
+                                      "verdicts": {r["input"]: r["verdict"] for r in reports}})
+    return reports
