@@ -7,18 +7,25 @@ STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test demo browser-test lab notebooks bench clean-runs
+.PHONY: help setup lock reproduce test results demo browser-test lab notebooks bench clean-runs
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  (PROFILE=quick|standard|paper for reproduce; default quick; DATA_ROOT=/path/to/FaceForensics++ with paper)"
 
-setup: $(STAMP) ## create .venv and install dflite editable with dev tools and the demo
-$(STAMP): pyproject.toml
+setup: $(STAMP) ## create .venv and install dflite editable with dev tools and the demo, at the locked versions
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,demo]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev,demo]'
 	@touch $(STAMP)
+
+lock: ## re-resolve pyproject.toml in a scratch venv and write requirements.lock (exact versions)
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev,demo]'
+	{ head -3 requirements.lock; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
 reproduce: setup ## run every notebook in order with papermill (PROFILE=quick by default)
 	$(VENV)/bin/dflite reproduce --profile $(PROFILE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
@@ -27,6 +34,9 @@ test: setup ## lint, unit tests, then nbval over the committed notebooks
 	$(VENV)/bin/ruff check lib tests benchmarks
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=1800 notebooks/
+
+results: setup ## publish this machine's results of PROFILE into results/<profile>/ and rewrite the README findings
+	$(VENV)/bin/dflite results --profile $(PROFILE) --publish
 
 demo: setup ## the web demo on http://127.0.0.1:7860 (RUN=run folder; default: the quick CNN-5 baseline)
 	$(VENV)/bin/dflite demo $(if $(RUN),--run $(RUN))

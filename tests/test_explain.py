@@ -100,34 +100,64 @@ def test_road_is_reproducible_and_rewards_a_faithful_map(mask):
     assert (good > bad).all()
 
 
-def _per_crop(pruned_factor, seeds=(0, 1)):
+def _per_crop(pruned_factor, seeds=(0, 1, 2), focus=0.3):
+    """Per-crop scores of a dense CNN-5 and its 80 % ticket: the dense net's energy ratio is `focus` above the
+    stronger baseline (the centre prior's 1.3; shuffled masks give 1.1), the ticket keeps `pruned_factor` of that."""
     import pandas as pd
 
     rows = []
     for seed in seeds:
         for method in ("Deepfakes", "FaceSwap"):
             for k in range(4):
-                dense = 1.6 + 0.02 * seed + 0.01 * k
+                excess = focus + 0.02 * seed + 0.01 * k
                 ids = {"study": "lottery", "model": "cnn5", "ratio": 0.0, "scope": "global", "steps": 1, "alpha": 0.0,
-                       "seed": seed, "method": method, "pointing": 0.5}
-                rows.append({**ids, "arm": "dense", "sparsity": 0.0, "energy_ratio": dense, "road": 0.1})
-                rows.append({**ids, "arm": "imp", "sparsity": 0.8, "energy_ratio": dense * pruned_factor,
+                       "match": "", "seed": seed, "method": method, "pointing": 0.5, "shuffled_energy_ratio": 1.1,
+                       "shuffled_pointing": 0.3, "prior_energy_ratio": 1.3, "prior_pointing": 0.4}
+                rows.append({**ids, "arm": "dense", "sparsity": 0.0, "energy_ratio": 1.3 + excess, "road": 0.1})
+                rows.append({**ids, "arm": "imp", "sparsity": 0.8, "energy_ratio": 1.3 + pruned_factor * excess,
                              "road": float("nan")})
     return pd.DataFrame(rows)
 
 
 @pytest.mark.parametrize("factor, expected", [(1.0, "holds"), (0.5, "does not hold")])
-def test_focus_verdicts_follow_the_ratio_to_dense(factor, expected):
+def test_focus_verdicts_are_judged_against_the_baselines_not_a_uniform_map(factor, expected):
     from dflite.studies import gradcam
 
     quick = resolve("quick")
     table = gradcam.per_method_table(_per_crop(factor))
     assert set(table["n"]) == {4} and set(table["road_n"]) == {0, 4}
     verdicts = gradcam.verdicts(quick, table).set_index("variant")
-    assert verdicts.loc["ticket dense", "verdict"] == "holds"   # 1.6 is well above a uniform map's 1
+    assert verdicts.loc["ticket dense", "verdict"] == "holds"   # 0.3 above the stronger baseline, every seed
     assert verdicts.loc["IMP ticket 80%", "verdict"] == expected
+    # Above a uniform map (energy 1) but not above the centre prior: no focus, and nothing to keep.
+    unfocused = gradcam.verdicts(quick, gradcam.per_method_table(_per_crop(factor, focus=-0.3))).set_index("variant")
+    assert unfocused.loc["ticket dense", "verdict"] == "does not hold"
+    assert unfocused.loc["IMP ticket 80%", "verdict"].startswith("not testable: its dense net does not look")
     one_seed = gradcam.verdicts(quick, gradcam.per_method_table(_per_crop(factor, seeds=(0,)))).set_index("variant")
-    assert one_seed.loc["IMP ticket 80%", "verdict"] == "inconclusive (one seed)"
+    assert one_seed.loc["IMP ticket 80%", "verdict"] == "not testable: fewer than two seeds"
+
+
+def test_the_centre_prior_beats_a_uniform_map_on_centred_masks_and_shuffling_keeps_no_mask():
+    import pandas as pd
+    from dflite.analysis.explain import centre_prior, shuffled
+
+    mask = np.zeros((S, S), bool)
+    mask[10:22, 10:22] = True  # a centred manipulation, as on face crops
+    assert energy_ratio(centre_prior(S), mask) > 1.5 and energy_ratio(np.ones((S, S)), mask) == pytest.approx(1.0)
+    rows = pd.DataFrame({"method": ["a"] * 5 + ["b"] * 3 + ["c"]})
+    order = shuffled(rows, seed=3)
+    assert all(order[i] != i for i in range(8)) and order[8] == 8        # a lone crop cannot be shuffled
+    assert all(rows.method[order[i]] == rows.method[i] for i in range(9))  # within its method
+    assert sorted(order[:5]) == [0, 1, 2, 3, 4] and list(order) == list(shuffled(rows, seed=3))
+
+
+def test_the_cam_layer_has_a_map_that_can_localise():
+    from dflite.analysis.explain import cam_layer
+    from dflite.nets.models import create_model
+
+    assert cam_layer(create_model("cnn5", input_size=48)) == "features.3.act"       # 6 x 6; features.4 is 3 x 3
+    assert cam_layer(create_model("cnn5", input_size=128)) == "features.4.act"      # 8 x 8
+    assert cam_layer(create_model("efficientnet_lite0", input_size=80)) == "blocks.2"  # 10 x 10
 
 
 def test_the_crops_every_model_explains_have_masks(train_store):

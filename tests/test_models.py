@@ -12,7 +12,7 @@ def test_recorded_layer_names_exist_and_forward_works(name):
     info = model_info(name)
     model = create_model(name, input_size=64).eval()
     modules = dict(model.named_modules())
-    for layer in (info.classifier, info.first_conv, info.gradcam_layer):
+    for layer in (info.classifier, info.first_conv, *info.gradcam_layers):
         assert layer in modules, f"{name}: {layer} not in the model"
     assert isinstance(modules[info.first_conv], torch.nn.Conv2d) and modules[info.first_conv].in_channels == 3
     with torch.no_grad():

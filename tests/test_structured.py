@@ -11,7 +11,14 @@ import torch
 from dflite.analysis import labels
 from dflite.compress.deploy import export_onnx, ort_latency_ms, quantize_int8, session
 from dflite.compress.distill import Distiller, soft_loss
-from dflite.compress.structured import channels_kept, prune_step, step_ratio, step_targets, thinnest
+from dflite.compress.structured import (
+    calibration_batches,
+    channels_kept,
+    prune_step,
+    removed,
+    step_targets,
+    thinnest,
+)
 from dflite.config import TrainConfig
 from dflite.engine.jobs import run_jobs
 from dflite.experiments import structured as slimming
@@ -45,7 +52,7 @@ def test_pruning_narrows_the_net_keeps_the_output_and_round_trips(name, scope, t
         pruned = kept[kept["kept"] < kept["dense"]]
         assert pruned["share"].between(0.5, 0.85).all(), pruned
     # A second step goes on from the narrower net, and the file rebuilds the net from its history alone.
-    prune_step(model, _batches(seed=1), step_ratio(0.4, 0.3), scope)
+    prune_step(model, _batches(seed=1), 0.4, scope)
     save_model(model, tmp_path / "p.safetensors")
     again, meta = load_model(tmp_path / "p.safetensors")
     x = torch.randn(3, 3, 32, 32)
@@ -80,14 +87,77 @@ def test_rounded_widths_are_multiples():
 
 def test_step_schedule_and_its_errors():
     assert step_targets(0.2, 5) == pytest.approx([0.04, 0.08, 0.12, 0.16, 0.2])
-    remaining = 1.0
-    for before, after in zip([0, *step_targets(0.2, 5)], step_targets(0.2, 5)):
-        remaining *= 1 - step_ratio(after, before)
-    assert remaining == pytest.approx(0.8)
-    with pytest.raises(ValueError):
-        step_ratio(0.1, 0.2)
     with pytest.raises(ValueError, match="scope"):
         prune_step(_net("cnn5"), _batches(), 0.2, "sideways")
+    with pytest.raises(ValueError, match="target"):
+        prune_step(_net("cnn5"), _batches(), 1.2)
+
+
+def _roots_share(model, dense):
+    """Each pruning-group root's width as a share of its dense width (what the cap is about)."""
+    from dflite.compress.structured import dependency_groups
+
+    kept = channels_kept(model, dense).loc[list(dependency_groups(_net(dense.dflite_spec["name"]))[1])]
+    return kept["kept"] / kept["dense"]
+
+
+@pytest.mark.parametrize("scope", ["global", "local"])
+def test_k_steps_reach_the_nominal_share_never_beyond_it_and_keep_the_cap(scope):
+    """Step k of K takes the net to k/K of the share, counted on the dense net: never past it, short of it by
+    less than one rounding unit, and no layer below (1 - max_layer_ratio) of its dense width at any step."""
+    model, dense = _net("efficientnet_lite0"), _net("efficientnet_lite0")
+    total = sum(channels_kept(dense, dense).loc[list(_roots_share(dense, dense).index), "dense"])
+    for k, target in enumerate(step_targets(0.4, 4), start=1):
+        prune_step(model, _batches(seed=k), target, scope, max_layer_ratio=0.5, round_to=8)
+        share = removed(model, 32)["channels_removed"]
+        if scope == "global":
+            assert target - 8 / total <= share <= target + 1e-9, (k, share)
+        assert _roots_share(model, dense).min() >= 0.5 - 1e-9, k
+    one = _net("efficientnet_lite0")
+    prune_step(one, _batches(), 0.4, scope, max_layer_ratio=0.5, round_to=8)
+    assert abs(removed(one, 32)["channels_removed"] - removed(model, 32)["channels_removed"]) < 16 / total
+
+
+def test_local_rounding_goes_to_the_nearest_aligned_width():
+    # 5 % of a 16-channel layer is 0.8 channels: the nearest multiple of 8 keeps all 16 (MetaPruner kept 8).
+    model, dense = _net("cnn5"), _net("cnn5")
+    prune_step(model, _batches(), 0.05, "local", round_to=8)
+    kept = channels_kept(model, dense).drop(index="fc")  # the output layer keeps its one logit
+    assert kept.loc["features.0.conv", "kept"] == 16
+    assert (kept["kept"] % 8 == 0).all() and (kept["dense"] - kept["kept"] <= 0.05 * kept["dense"] + 4).all()
+
+
+def test_taylor_importance_is_not_magnitude():
+    """A channel with large weights that nothing downstream reads has no Taylor importance; a channel with tiny
+    weights that the net uses has some. Taylor pruning removes the first; magnitude pruning would the second."""
+    model = _net("cnn5")
+    with torch.no_grad():
+        first, second = model.features[0].conv.weight, model.features[1].conv.weight
+        first[0] *= 100          # loud but ignored:
+        second[:, 0] = 0         # the next layer reads nothing from channel 0
+        first[1] *= 1e-3         # quiet but used
+    history = prune_step(model, _batches(n=4), 1 / 16, "local")  # one channel of features.0.conv
+    cut = dict((name, idx) for name, _, idx in history)["features.0.conv"]
+    assert cut == [0]
+
+
+def test_matching_parameters_prunes_globally_to_the_size_of_another_net():
+    local = _net("efficientnet_lite0")
+    prune_step(local, _batches(), 0.1, "local", round_to=8)
+    matched = _net("efficientnet_lite0")
+    prune_step(matched, _batches(), 0.1, "global", round_to=8, params=count_parameters(local))
+    assert count_parameters(matched) <= count_parameters(local)
+    assert count_parameters(matched) >= 0.98 * count_parameters(local)
+
+
+def test_calibration_batches_are_balanced_and_repeatable(train_store):
+    from dflite.data.loader import split_dataset
+
+    data = split_dataset(train_store, "train", 32)
+    batches = calibration_batches(data, 8, 2, seed=1)
+    assert len(batches) == 2 and all(int(y.sum()) == 4 for _, y in batches)
+    again = calibration_batches(data, 8, 2, seed=1)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
 
 
 def test_a_history_that_does_not_fit_is_refused(tmp_path):
@@ -180,7 +250,8 @@ def test_onnx_export_fp32_and_int8(tmp_path):
 
 CFG = TrainConfig(input_size=32, epochs=1, epoch_size=64, batch_size=16, warmup_epochs=0)
 FINETUNE = TrainConfig(input_size=32, epochs=1, epoch_size=32, batch_size=16, warmup_epochs=0, lr=5e-4)
-VARIANTS = [Variant(0.3, "global", 2), Variant(0.3, "local", 1, alpha=0.5), Variant(0.0, alpha=0.5)]
+VARIANTS = [Variant(0.3, "global", 2), Variant(0.3, "local", 1, alpha=0.5), Variant(0.0, alpha=0.5),
+            Variant(0.3, "global", alpha=0.5, match="local")]
 
 
 def _slim(store) -> Slimming:
@@ -208,6 +279,13 @@ def test_slimming_runs_prune_distil_and_resume_identically(train_store, tmp_path
     assert second.identity["settings"]["from"].endswith(first.dir.relative_to(first.dir.parents[1]).as_posix())
     assert count_parameters(load_model(first.path("best.safetensors"))[0]) > two_step["params"]
     assert second.identity["train"]["epoch_size"] == 16  # K steps share the fine-tuning images
+    # Step k of K prunes to k/K of the ratio, counted on the dense net.
+    for k, run in ((1, first), (2, second)):
+        share = removed(load_model(run.path(slimming.PRUNED))[0], 32)["channels_removed"]
+        assert 0.15 * k - 0.02 <= share <= 0.15 * k + 1e-9, (k, share)
+    # Global pruning matched to the local variant's size: no more parameters than it, and nearly as many.
+    local, matched = rows["local 30% 1-shot + KD α=0.5"], rows["global at local 30%'s size + KD α=0.5"]
+    assert 0.97 * local["params"] <= matched["params"] <= local["params"]
     # A study killed after its first pruning step resumes there and ends with the same numbers.
     monkeypatch.setenv("DFLITE_DATA", str(tmp_path / "killed"))
     for job in s.jobs(VARIANTS[:1]):

@@ -18,7 +18,7 @@ def test_video_auc_and_acc_come_from_the_frames_used():
                            "sampled": [[0, 1, 2, 3]] * 4})
     scores = {"r1": [0.1, 0.2, 0.9, 0.1], "r2": [0.3, 0.1, 0.1, 0.1], "f1": [0.9, 0.8, 0.2, 0.7]}  # f2: no face
     ids = {"study": "baseline", "model": "m", "arm": "dense", "sparsity": 0.0, "ratio": 0.0, "scope": "global",
-           "steps": 1, "alpha": 0.0, "seed": 0, "compression": "c23"}
+           "steps": 1, "alpha": 0.0, "match": "", "seed": 0, "compression": "c23"}
     per_frame = pd.DataFrame([{**ids, "media_id": m, "frame": f, "score": s}
                               for m, ss in scores.items() for f, s in enumerate(ss)])
     table = video.video_table(resolve("quick"), per_frame, videos).set_index("frames")

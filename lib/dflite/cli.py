@@ -171,6 +171,31 @@ def _demo(args) -> int:
     return 0
 
 
+def _results(args) -> int:
+    from .config import resolve
+    from .studies import report
+
+    p = resolve(args.profile)
+    try:
+        if args.publish:
+            print(f"published {paths.show(report.publish(p))}/ and rewrote the README's findings")
+        elif args.check:
+            if report.readme_section(p) != report.readme_block(p):
+                print(f"dflite results: README.md's {p.name} findings differ from results/{p.name}/; run "
+                      f"`dflite results --profile {p.name} --write-readme`", file=sys.stderr)
+                return 1
+            print(f"README.md's {p.name} findings match results/{p.name}/")
+        elif args.write_readme:
+            changed = report.write_readme(p)
+            print(f"README.md's {p.name} findings {'rewritten' if changed else 'unchanged'}")
+        else:
+            print(report.findings(p))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"dflite results: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import PROFILES
     from .data.sources import ADAPTERS
@@ -265,6 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--profile", default="quick", choices=sorted(PROFILES),
                    help="default run and frames per video (default: quick)")
     w.set_defaults(func=_demo)
+
+    o = sub.add_parser("results", help="the findings, generated from the published results files",
+                       description="Print the findings of a profile as Markdown, generated from results/<profile>/ "
+                                   "(the published results files); --publish copies data/runs/<profile>/results/ "
+                                   "there first; the README's findings section is this text.")
+    o.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="profile (default: quick)")
+    mode = o.add_mutually_exclusive_group()
+    mode.add_argument("--markdown", action="store_true", help="print the findings (the default)")
+    mode.add_argument("--publish", action="store_true",
+                      help="copy this machine's results files into results/<profile>/ and rewrite the README section")
+    mode.add_argument("--write-readme", action="store_true", help="rewrite the README section from results/<profile>/")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the README section differs from the files")
+    o.set_defaults(func=_results)
 
     titles = ", ".join(a.title for a in ADAPTERS.values())
     i = sub.add_parser("inspect", help="report what a real dataset root holds",

@@ -11,12 +11,16 @@ def arm(name: str) -> str:
     return ARMS.get(name, name)
 
 
-def variant(ratio: float, scope: str = "global", steps: int = 1, alpha: float = 0.0) -> str:
-    """A structured variant: 'global 30% 1-shot + KD α=0.25', 'KD α=0.5', 'fine-tuned'."""
+def variant(ratio: float, scope: str = "global", steps: int = 1, alpha: float = 0.0, match: str = "") -> str:
+    """A structured variant: 'global 30% 1-shot + KD α=0.25', 'KD α=0.5', 'fine-tuned', 'global at local 5%'
+    (global pruning to the size of local pruning at 5 %)."""
     kd = f"KD α={alpha:g}" if alpha else ""
     if not ratio:
         return kd or "fine-tuned"
-    prune = f"{scope} {ratio:.0%} " + (f"{steps}-step" if steps > 1 else "1-shot")
+    if match:
+        prune = f"{scope} at {match} {ratio:.0%}'s size"
+    else:
+        prune = f"{scope} {ratio:.0%} " + (f"{steps}-step" if steps > 1 else "1-shot")
     return f"{prune} + {kd}" if kd else prune
 
 
@@ -27,7 +31,8 @@ def detector(row) -> str:
     if study == "baseline":
         return "baseline"
     if study == "structured":
-        return "dense" if name == "dense" else variant(row["ratio"], row["scope"], row["steps"], row["alpha"])
+        return "dense" if name == "dense" else variant(row["ratio"], row["scope"], row["steps"], row["alpha"],
+                                                       row.get("match", "") or "")
     if study == "lottery":
         return "ticket dense" if name == "dense" else f"{arm(name)} {row['sparsity']:.0%}"
     return arm(name)

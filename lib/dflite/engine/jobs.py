@@ -53,7 +53,7 @@ def _depth(key, needs: dict, memo: dict) -> int:
     return memo[key]
 
 
-def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, workers: int = 2, progress: bool = True,
+def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, *, workers: int, progress: bool = True,
               desc: str = "jobs", weight: Callable | None = None) -> None:
     """Call fn(job) for every {key: job} once every key in needs[key] is done.
 
@@ -121,7 +121,7 @@ def unique(jobs) -> dict:
     return out
 
 
-def run_jobs(jobs, workers: int = 2, progress: bool = True, desc: str = "runs") -> None:
+def run_jobs(jobs, workers: int, progress: bool = True, desc: str = "runs") -> None:
     """Train every job whose run is not finished, each after the jobs it needs (those already finished count as
     done): `workers` processes on the CPU, one on a GPU."""
     import torch

@@ -119,23 +119,43 @@ def train_run(profile: str, stage: str, model: str, dataset: str, cfg: TrainConf
     return Run(Path(folder) if folder else paths.runs_dir(profile) / name / f"seed_{seed}", identity)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; the platform's processor string elsewhere)."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> dict:
+    """The versions numbers depend on: Python, the libraries that compute them, and the CPU they ran on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in ("torch", "torchvision", "timm", "torch-pruning", "grad-cam", "opencv-python-headless", "numpy",
+                    "scipy", "scikit-learn", "pandas", "onnxruntime"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return {**out, "cpu": cpu_model(), "cpu_count": os.cpu_count()}
+
+
 def env_info(device, world: int = 1) -> dict:
-    """Versions, commit and device (no host names or paths)."""
-    import cv2
-    import numpy as np
-    import timm
+    """Versions, CPU, commit and device (no host names or paths)."""
     import torch
-    import torchvision
 
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True,
                                 timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "timm": timm.__version__, "opencv": cv2.__version__, "numpy": np.__version__, "git_commit": commit,
+    return {**versions(), "git_commit": commit,
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "world_size": world}
+            "torch_threads": torch.get_num_threads(), "world_size": world}
 
 
 def results_path(profile: str, name: str) -> Path:
@@ -143,8 +163,9 @@ def results_path(profile: str, name: str) -> Path:
 
 
 def write_results(profile: str, name: str, table: pd.DataFrame) -> Path:
-    """data/runs/<profile>/results/<name>.csv (4 decimals); returns the path."""
+    """data/runs/<profile>/results/<name>.csv (4 decimals; a missing number is `nan`, an empty id stays empty);
+    returns the path."""
     path = results_path(profile, name)
     with atomic(path) as tmp:
-        table.round(4).to_csv(tmp)
+        table.round(4).to_csv(tmp, na_rep="nan")
     return path

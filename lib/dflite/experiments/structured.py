@@ -1,10 +1,12 @@
 """Structured pruning and distillation as jobs: the runs of notebook 04's study.
 
-A `Variant` is one way to slim the student: a channel-pruning ratio (0: none), its scope (global or
-local), its steps (1-shot or K-step) and a distillation alpha (0: no teacher). Each step of a
-variant is an engine run (stage `structured`): it loads the net the step starts from (the dense
-student's best weights, or the previous step's), prunes it to the step's target with fresh Taylor
-gradients, and fine-tunes it with the variant's loss. The pruned net is saved before fine-tuning
+A `Variant` is one way to slim the student: a channel-pruning ratio (0: none; a share of the dense net's
+channels), its scope (global or local), its steps (1-shot or K-step), a distillation alpha (0: no teacher),
+and optionally `match`: prune globally to the parameter count of the same ratio pruned with that scope
+(global against local at equal size). Each step of a variant is an engine run (stage `structured`): it
+loads the net the step starts from (the dense student's best weights, or the previous step's), prunes it to
+the step's cumulative target (k/K of the ratio) with fresh Taylor gradients on class-balanced calibration
+batches, and fine-tunes it with the variant's loss. The pruned net is saved before fine-tuning
 (`pruned.safetensors`), so a killed run resumes on the same architecture; a variant resumes at the
 step it stopped in. A run's identity names the run it starts from and the teacher's run, so a
 retrained dense net or teacher gives new runs instead of reusing stale ones.
@@ -22,7 +24,7 @@ import torch
 from .. import paths
 from ..compress.deploy import count_macs, size_mb
 from ..compress.distill import Distiller
-from ..compress.structured import SCOPES, calibration_batches, prune_step, step_ratio, step_targets, thinnest
+from ..compress.structured import SCOPES, calibration_batches, prune_step, removed, step_targets, thinnest
 from ..config import TrainConfig, override
 from ..data.loader import split_dataset
 from ..data.store import StoreRef
@@ -44,19 +46,27 @@ class Variant:
     scope: str = "global"
     steps: int = 1
     alpha: float = 0.0
+    match: str = ""             # "local": global pruning to the parameters of Variant(ratio, "local") (1-shot)
 
     def __post_init__(self):
         if self.scope not in SCOPES:
             raise ValueError(f"unknown pruning scope {self.scope!r}; expected {' or '.join(SCOPES)}")
         if not 0 <= self.ratio < 1 or self.steps < 1 or not 0 <= self.alpha <= 1:
             raise ValueError(f"bad variant {self}: ratio in [0, 1), steps >= 1, alpha in [0, 1]")
+        if self.match and (self.match not in SCOPES or self.scope != "global" or self.steps != 1 or not self.ratio):
+            raise ValueError(f"bad variant {self}: match prunes a 1-shot global variant to another scope's size")
         if self.ratio == 0:  # nothing to prune: scope and steps mean nothing, so they do not tell runs apart
             object.__setattr__(self, "scope", "global")
             object.__setattr__(self, "steps", 1)
 
     def settings(self) -> dict:
-        """The variant's id columns (and its run settings): ratio, scope, steps, alpha."""
-        return {"ratio": self.ratio, "scope": self.scope, "steps": self.steps, "alpha": self.alpha}
+        """The variant's id columns (and its run settings): ratio, scope, steps, alpha, match."""
+        return {"ratio": self.ratio, "scope": self.scope, "steps": self.steps, "alpha": self.alpha, "match": self.match}
+
+    @property
+    def matched(self) -> Variant:
+        """The variant whose size this one matches."""
+        return Variant(self.ratio, self.match, 1, self.alpha)
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ class Slimming:
     finetune: TrainConfig       # each pruning step's fine-tuning (a K-step variant splits its images)
     teacher: str = "efficientnet_b0"
     temperature: float = 4.0
-    calib_batches: int = 4
+    calib_batches: int = 16
     max_layer_ratio: float = 0.9
     round_to: int = 8           # channel counts kept as multiples of this (0: any): aligned widths run faster
     kd_from: str = "dense"      # dense: a ratio-0 variant fine-tunes the dense student; init: trains from scratch
@@ -113,14 +123,14 @@ def cost(model, input_px: int) -> dict:
 
 
 def row(s: Slimming, model: str, arm: str, v: Variant, run: Run) -> dict:
-    """One row of the structured table: ids (model, arm, the variant's ratio/scope/steps/alpha, seed), test
-    metrics, per-method accuracy and cost."""
+    """One row of the structured table: ids (model, arm, the variant's ratio/scope/steps/alpha/match, seed), test
+    metrics, per-method accuracy, cost, and the shares of channels, parameters and MACs pruning removed."""
     result = read_result(run)
     net = load_model(run.path("best.safetensors"))[0]
     per_method = {k: v for k, v in result.metrics.items() if k.startswith("acc_")}
     return {"model": model, "arm": arm, **v.settings(), "seed": s.seed, "input_px": result.input_size,
             "run": relative(s.profile, run), **{k: result.metrics[k] for k in METRICS}, **per_method,
-            **cost(net, result.input_size)}
+            **cost(net, result.input_size), **removed(net, result.input_size)}
 
 
 def dense_row(s: Slimming, model: str) -> dict:
@@ -138,13 +148,25 @@ class Step:
     @property
     def key(self) -> tuple:
         v = self.variant
-        return ("structured", self.study.student, self.study.seed, v.ratio, v.scope, v.steps, v.alpha, self.step)
+        return ("structured", self.study.student, self.study.seed, v.ratio, v.scope, v.steps, v.alpha, v.match,
+                self.step)
 
     @property
     def needs(self) -> tuple:
         s, v = self.study, self.variant
         before = Step(s, v, self.step - 1).key if self.step > 1 else s.dense(s.student).key
-        return (before,) + ((s.dense(s.teacher).key,) if v.alpha else ())
+        matched = (Step(s, v.matched, 1).key,) if v.match else ()
+        return (before,) + ((s.dense(s.teacher).key,) if v.alpha else ()) + matched
+
+    def params_target(self) -> int | None:
+        """The parameter count a `match` variant prunes to: the matched variant's pruned net's."""
+        if not self.variant.match:
+            return None
+        other = Step(self.study, self.variant.matched, 1).run()
+        if not other.path(PRUNED).is_file():
+            raise RuntimeError(f"{self.variant} needs the pruned net of {self.variant.matched} first "
+                               "(run the study's jobs in order)")
+        return count_parameters(load_model(other.path(PRUNED))[0])
 
     def start_run(self) -> Run:
         s = self.study
@@ -155,7 +177,12 @@ class Step:
         targets = step_targets(v.ratio, v.steps)
         settings = {**v.settings(), "step": self.step, "target": round(targets[self.step - 1], 6),
                     "from": "init" if v.ratio == 0 and s.kd_from == "init" else relative(s.profile, self.start_run()),
-                    "calib_batches": s.calib_batches, "max_layer_ratio": s.max_layer_ratio, "round_to": s.round_to}
+                    "calib_batches": s.calib_batches, "max_layer_ratio": s.max_layer_ratio, "round_to": s.round_to,
+                    # how channels are chosen: dflite's own choice (cap and rounding against the dense net) on
+                    # class-balanced calibration batches; runs made with Torch-Pruning's MetaPruner differ
+                    "chooser": "dflite", "calibration": "balanced"}
+        if v.match:
+            settings["params"] = self.params_target()
         if v.alpha:
             settings.update(teacher=relative(s.profile, s.dense(s.teacher).run()), temperature=s.temperature)
         cfg = step_config(s, v)
@@ -163,6 +190,8 @@ class Step:
                          input_size(cfg, s.student), settings)
 
     def done(self) -> bool:
+        if self.variant.match and not Step(self.study, self.variant.matched, 1).run().path(PRUNED).is_file():
+            return False  # its identity holds the matched net's size, which does not exist yet
         return (self.run().dir / FINISHED).is_file()
 
     def start_model(self):
@@ -172,12 +201,11 @@ class Step:
             return seeded_model(s.student, s.recipes[s.student], s.seed)
         model = _best(self.start_run(), f"variant {v} step {self.step}")
         if v.ratio:
-            targets = [0.0, *step_targets(v.ratio, v.steps)]
             size = model.dflite_spec["input_size"]
             batches = calibration_batches(split_dataset(s.store.load(), "train", size), s.finetune.batch_size,
                                           s.calib_batches, seed=s.seed)
-            prune_step(model, batches, step_ratio(targets[self.step], targets[self.step - 1]), v.scope,
-                       s.max_layer_ratio, s.round_to or None)
+            prune_step(model, batches, step_targets(v.ratio, v.steps)[self.step - 1], v.scope, s.max_layer_ratio,
+                       s.round_to or None, params=self.params_target())
         return model
 
     def train(self, progress: bool = False) -> RunResult:

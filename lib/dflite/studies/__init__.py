@@ -7,19 +7,47 @@ once at the notebook or command) and exposes the same verbs:
   `data/runs/<profile>/results/<name>.csv`, and return a tidy table, one row per run or score, with id
   columns (model, arm, sparsity, ratio, alpha, seed, ...) and the measured values;
 - `summary(table)`: mean and sd over seeds per group (`analysis.stats.over_seeds`), for display;
-- `verdicts(table)` where the studies make claims: one row per claim, decided by `analysis.stats`.
+- `verdicts(p, table)` where the studies make claims: one row per claim, decided by `analysis.stats`,
+  written to `results/<name>_verdicts.csv`;
+- `findings(p)`: the study's results in words and small tables, generated from its results files (the same
+  text in the notebook and, through `dflite results`, in the README).
 
 `crop_store(p)` gives a notebook its crop store, generating the synthetic set and extracting the crops when
 they are missing (both steps reuse finished work), so no notebook retypes the data setup.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
+
+from .. import paths
 from ..config import Profile, override
 from ..data.extract import extract
 from ..data.store import CropStore, store_dir
+from ..engine.runs import versions
 from .datasets import dataset_roots, primary_kind
 
-__all__ = ["crop_store", "dataset_roots", "primary_kind"]
+__all__ = ["crop_store", "dataset_roots", "environment", "primary_kind", "read_results", "results_dir"]
+
+
+def environment() -> dict:
+    """The versions and the CPU a notebook's numbers were made with (every run's env.json records them too)."""
+    return versions()
+
+
+def results_dir(p: Profile) -> Path:
+    """Where the profile's studies write their results files (data/runs/<profile>/results)."""
+    return paths.runs_dir(p.name) / "results"
+
+
+def read_results(p: Profile, name: str, folder=None) -> pd.DataFrame:
+    """results/<name>.csv of the profile (or of `folder`, e.g. the published results/<profile>/), ids kept as
+    written ("" stays "", not NaN); a clear error naming the notebook to run when it is missing."""
+    path = Path(folder or results_dir(p)) / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{paths.show(path)} is missing: run the notebook that writes it first")
+    return pd.read_csv(path, keep_default_na=False, na_values=["nan"])
 
 
 def crop_store(p: Profile, kind: str | None = None, progress: bool = False, **extract_changes) -> CropStore:

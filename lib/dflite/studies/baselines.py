@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
+from ..analysis.report import Markdown
+from ..analysis.report import table as mdtable
 from ..analysis.stats import cells, over_seeds
 from ..compress.deploy import cost
 from ..config import Profile, override
@@ -14,10 +17,10 @@ from ..engine.runs import results_path, write_results
 from ..experiments.dense import Dense
 from ..folders import write_json
 from ..nets.checkpoint import load_model
-from . import crop_store
+from . import crop_store, read_results, results_dir
 
-__all__ = ["Ablation", "ablation_histories", "ablations", "histories", "jobs", "mean_sd", "model_seeds", "per_method",
-           "recipes", "results_file", "results_table", "run", "summary"]
+__all__ = ["Ablation", "ablation_histories", "ablations", "findings", "histories", "jobs", "mean_sd", "model_seeds",
+           "per_method", "recipes", "results_file", "results_table", "run", "summary"]
 
 METRIC_COLUMNS = ["acc", "bacc", "auc", "ap", "eer", "video_auc", "video_acc"]
 COST_COLUMNS = ["params", "size_mb", "mmacs", "cpu_ms"]
@@ -104,6 +107,23 @@ def results_table(planned: list, repeats: int = 30, labels: dict | None = None) 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """The headline columns as 'mean ± sd' over seeds."""
     return mean_sd(table)
+
+
+def findings(p: Profile, folder=None) -> Markdown:
+    """The baselines in words: test AUC and balanced accuracy (mean ± sd over seeds), size and CPU latency, and
+    the two ablations."""
+    def load(name):
+        return read_results(p, name, folder).set_index("model")
+    table = load("baselines")
+    shown = summary(table).join(table[["params", "mmacs", "cpu_ms"]])
+    lines = ["**Baselines** (notebook 02): test AUC, balanced accuracy and video AUC (mean ± sd over seeds), "
+             "parameters, MMACs and CPU latency (ms, batch 1, one thread):", "", mdtable(shown)]
+    for name, what in (("schedule_ablation", "warm-up + cosine against a constant learning rate"),
+                       ("leakage", "a frame-level (leaky) split against the video split")):
+        path = Path(folder or results_dir(p)) / f"{name}.csv"
+        if path.is_file():
+            lines += ["", f"Ablation, {what}:", "", mdtable(summary(load(name)))]
+    return Markdown("\n".join(lines))
 
 
 def mean_sd(table: pd.DataFrame, columns=SPREAD_COLUMNS, digits: int = 3) -> pd.DataFrame:

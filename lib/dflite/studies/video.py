@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 from .. import detect, paths
 from ..analysis import labels
+from ..analysis.report import Markdown
+from ..analysis.report import table as mdtable
 from ..analysis.stats import cells, over_seeds
 from ..config import Profile, override
 from ..data.sources import get_adapter
@@ -25,11 +27,11 @@ from ..engine.runs import results_path, write_results
 from ..experiments.structured import Variant
 from ..nets.checkpoint import load_model
 from ..parallel import imap
-from . import baselines, crop_store, dataset_roots, primary_kind
+from . import baselines, crop_store, dataset_roots, primary_kind, read_results
 from .gradcam import IDS
 from .gradcam import models as explained_models
 
-__all__ = ["evaluate", "example", "face_crops", "frames_table", "models", "results_file", "run", "scores",
+__all__ = ["evaluate", "example", "face_crops", "findings", "frames_table", "models", "results_file", "run", "scores",
            "summary", "video_table"]
 
 
@@ -149,7 +151,7 @@ def evaluate(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: boo
     """(video table, per-frame scores): every detector scores every face; results/video.csv is written."""
     per_frame = scores(p, videos, nets, progress)
     table = video_table(p, per_frame, videos)
-    write_results(p.name, "video", table)
+    write_results(p.name, "video", table.set_index("model"))
     return table, per_frame
 
 
@@ -174,6 +176,19 @@ def summary(table: pd.DataFrame, frames: int | None = None, metrics=("auc", "bac
     wide.columns = [f"{m} {c}" for m, c in wide.columns]
     seeds = wide.filter(like="seeds").iloc[:, 0].rename("seeds")
     return pd.concat([wide.drop(columns=wide.filter(like="seeds").columns), seeds], axis=1)
+
+
+def findings(p: Profile, folder=None) -> Markdown:
+    """Video verdicts in words: video AUC and balanced accuracy per detector and compression from all sampled
+    frames, and the AUC from fewer frames (mean over seeds)."""
+    table = read_results(p, "video", folder)
+    full = summary(table)
+    counts_ = frames_table(table).round(3)
+    return Markdown("\n".join([
+        f"**Video detection** (notebook 07): every test video through `dflite detect`'s face step, video AUC "
+        f"(mean frame score) and balanced accuracy (the default verdict rule) from {table.frames.max()} frames, "
+        "mean ± sd over seeds:", "", mdtable(full), "", "Video AUC against the frames used per video:", "",
+        mdtable(counts_)]))
 
 
 def frames_table(table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:

@@ -1,0 +1,59 @@
+"""The README's findings are generated from the published results files, and the committed text is exactly what
+they generate; no number in a notebook's prose is typed by hand."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+from dflite import paths
+from dflite.config import resolve
+from dflite.studies import report
+
+QUICK = resolve("quick")
+
+
+def test_the_committed_readme_holds_the_findings_the_published_results_generate():
+    have = report.readme_section(QUICK)
+    assert have is not None, "README.md has no findings:quick markers"
+    assert have == report.readme_block(QUICK), "run `dflite results --profile quick --write-readme`"
+    assert (report.published_dir(QUICK) / "env.json").is_file()
+
+
+def test_the_findings_follow_the_files(tmp_path):
+    folder = tmp_path / "results"
+    shutil.copytree(report.published_dir(QUICK), folder)
+    before = report.findings(QUICK, folder)
+    verdicts = folder / "tickets_verdicts.csv"
+    text = verdicts.read_text()
+    first = text.splitlines()[1].split(",")[0]  # the first claim's text
+    verdicts.write_text(text.replace(first, "(z) a claim nobody made", 1))
+    after = report.findings(QUICK, folder)
+    assert "(z) a claim nobody made" in after and after != before
+
+
+def test_write_readme_replaces_only_the_section(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nbefore\n\n<!-- findings:quick:start -->\nstale\n<!-- findings:quick:end -->\n\nafter\n")
+    assert report.write_readme(QUICK, readme)
+    text = readme.read_text()
+    assert text.startswith("# x\n\nbefore\n\n") and text.endswith("\n\nafter\n") and "stale" not in text
+    assert report.readme_section(QUICK, readme) == report.readme_block(QUICK)
+    assert not report.write_readme(QUICK, readme)  # idempotent
+    readme.write_text("# no markers\n")
+    try:
+        report.write_readme(QUICK, readme)
+    except ValueError as e:
+        assert "findings:quick:start" in str(e)
+    else:
+        raise AssertionError("a README without markers must be refused")
+
+
+def test_notebook_prose_states_no_result_numbers():
+    """Markdown cells may quote the studies' own published figures and settings, not our results: those come
+    from `findings` cells. A number with three decimals in prose is a result someone typed."""
+    for nb in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                typed = re.findall(r"(?<![\w.])\d\.\d{3}(?![\w.])", "".join(cell["source"]))
+                assert not typed, f"{nb.name}: {typed[:3]} in a markdown cell"
