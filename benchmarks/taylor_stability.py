@@ -3,15 +3,17 @@ class-balanced training crops, on the trained dense student of notebook 02 (quic
 
 For each batch count, the dense student's channels to remove at the profile's final ratio (global, rounded as
 the study prunes) are chosen twice, from two disjoint sets of that many batches; the table prints the overlap
-of the two choices (Jaccard index of the removed channels) and the seconds one choice takes. The study's
-`calib_batches` should sit where the overlap stops rising.
+of the two choices (Jaccard index of the removed channels), the share of removed channels the two choices put
+in different layers (the architecture: what speed and size depend on), and the seconds one choice takes. The
+study's `calib_batches` should sit where these stop improving.
 
-    .venv/bin/python benchmarks/taylor_stability.py [--profile quick] [--counts 1,2,4,8,16,32]
+    .venv/bin/python benchmarks/taylor_stability.py [--profile quick] [--counts 1,2,4,8,16,24]
 """
 from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 
 import pandas as pd
 import torch
@@ -39,7 +41,7 @@ def chosen(model, batches, target: float, round_to: int, max_layer_ratio: float)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
-    ap.add_argument("--counts", default="1,2,4,8,16,32")
+    ap.add_argument("--counts", default="1,2,4,8,16,24")
     args = ap.parse_args()
     torch.set_num_threads(1)
     p = resolve(args.profile)
@@ -60,8 +62,11 @@ def main() -> None:
         a = chosen(model, both[:count], st.final[-1][0], st.round_to, st.max_layer_ratio)
         seconds = time.perf_counter() - started
         b = chosen(model, both[count:], st.final[-1][0], st.round_to, st.max_layer_ratio)
+        per_a, per_b = Counter(layer for layer, _ in a), Counter(layer for layer, _ in b)
+        moved = sum(abs(per_a[k] - per_b[k]) for k in set(per_a) | set(per_b)) / 2
         rows.append({"batches": count, "crops": count * batch, "removed": len(a),
-                     "overlap (Jaccard)": round(len(a & b) / len(a | b), 3), "seconds": round(seconds, 1)})
+                     "overlap (Jaccard)": round(len(a & b) / len(a | b), 3),
+                     "in other layers": round(moved / len(a), 3), "seconds": round(seconds, 1)})
     print(f"\n{st.student} (notebook 02's seed {st.seeds[0]}), global Taylor to {st.final[-1][0]:.0%} of its channels, "
           f"rounded to {st.round_to}; two disjoint class-balanced draws per row")
     print(pd.DataFrame(rows).to_string(index=False))

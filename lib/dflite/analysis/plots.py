@@ -195,12 +195,12 @@ def sparsity_curves(summary, metrics=("auc", "acc")):
 def slimming_curves(summary, student: str, reference: str, ratios, alphas, alpha: float, sweep: tuple):
     """Notebook 04: test AUC against the pruning ratio (fine-tuned, and with KD) and against the KD alpha.
 
-    `summary` is studies.structured.summary's table (indexed by model, arm, ratio, scope, steps, alpha);
+    `summary` is studies.structured.summary's table (indexed by model, arm, ratio, scope, steps, alpha, match);
     `sweep` the sweep's (scope, steps); the dense student and reference are grey and dashed lines (± sd bands
     over seeds).
     """
     def pick(model, arm, ratio, scope, steps, a):
-        return summary.loc[(model, arm, ratio, scope, steps, a)]
+        return summary.loc[(model, arm, ratio, scope, steps, a, "")]
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.2))
     for ax in (left, right):

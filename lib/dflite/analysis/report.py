@@ -25,14 +25,28 @@ def num(x, digits: int = 3, sign: bool = False) -> str:
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
-def table(df: pd.DataFrame, index: bool = True) -> str:
-    """A Markdown table of a small DataFrame (floats as given; round before)."""
+def table(df: pd.DataFrame, index: bool = True, digits: int = 3) -> str:
+    """A Markdown table of a small DataFrame, floats with `digits` decimals, missing values empty."""
     frame = df.reset_index() if index else df
     cols = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+
+    def shown(v):
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.{digits}f}"
+        return str(v)
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v) for v in row) + " |")
+        lines.append("| " + " | ".join(shown(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+MEASURED = ("a", "b", "stat", "ci_low", "ci_high", "p_holm")
+
+
+def decisions(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """A verdict table without its measured numbers: each claim, its ids, margin, seeds and verdict. What must
+    not change with the arithmetic (nbval compares it)."""
+    return verdicts.drop(columns=[c for c in MEASURED if c in verdicts])
 
 
 def verdict_lines(verdicts: pd.DataFrame, ids: list) -> list:

@@ -249,7 +249,7 @@ def calibration_batches(dataset, batch_size: int, count: int, seed: int = 0, bal
 
     g = torch.Generator().manual_seed(seed)
     if balanced:
-        labels = torch.as_tensor(dataset.labels)
+        labels = torch.tensor(dataset.labels)  # a copy: the split's labels are a read-only view
         real, fake = (torch.nonzero(labels == c).flatten() for c in (0, 1))
         real, fake = real[torch.randperm(len(real), generator=g)], fake[torch.randperm(len(fake), generator=g)]
         half = batch_size // 2

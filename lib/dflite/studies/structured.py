@@ -366,8 +366,11 @@ def speed_goals(p: Profile, deployed: pd.DataFrame, scores: pd.DataFrame, write:
     compressed = [m for m in deployed.model.unique() if m != ref]
     candidates = [row("P1", m, r, fastest, 3) for m in compressed for r in ("torch", "ort_fp32", "ort_int8")
                   if (m, r) in at.index]
-    keep = [c for c in candidates if c["met"] != "no (accuracy)"]
-    p1 = max(keep, key=lambda c: c["speed_up"]) if keep else min(candidates, key=lambda c: c["loss_ci_high"])
+    # The fastest that keeps the accuracy condition; if none does, the fastest within 1 pt by its point estimate
+    # (the condition's verdict stays "no (accuracy)"), else the one that loses least.
+    keep = [c for c in candidates if c["met"] != "no (accuracy)"] or \
+        [c for c in candidates if c["auc_loss"] <= max_loss]
+    p1 = max(keep, key=lambda c: c["speed_up"]) if keep else min(candidates, key=lambda c: c["auc_loss"])
     path = compressed[-1]
     runtime = min((r for r in ("ort_fp32", "ort_int8", "ort_int8_dynamic") if (path, r) in at.index),
                   key=lambda r: at[(path, r)])  # int8 only where it is faster
