@@ -26,9 +26,9 @@ def _table(rng, seeds: int, claims: int, effect: float, margin: float, sd: float
 @pytest.mark.parametrize("seeds", [2, 3, 6])
 def test_under_no_true_difference_false_holds_stay_within_five_percent(seeds):
     rng = np.random.default_rng(seeds)
-    single = pd.concat([_table(rng, seeds, 1, 0.0, 0.0, 0.01) for _ in range(2000)])
+    single = pd.concat([_table(rng, seeds, 1, 0.0, 0.0, 0.01) for _ in range(1000)])
     assert (single.verdict == "holds").mean() <= 0.05       # one claim at a time: alpha / 2 in one direction
-    families = [_table(rng, seeds, 12, 0.0, -0.01, 0.01) for _ in range(400)]  # a notebook's dozen claims
+    families = [_table(rng, seeds, 12, 0.0, -0.01, 0.01) for _ in range(200)]  # a notebook's dozen claims
     assert np.mean([(f.verdict == "holds").any() for f in families]) <= 0.05
 
 
@@ -43,9 +43,9 @@ def test_the_old_rule_would_have_failed_the_null_check():
 def test_a_planted_effect_of_twice_the_margin_is_found():
     rng = np.random.default_rng(1)
     margin = 0.01
-    found = [_table(rng, 6, 1, 2 * margin, margin, 0.004).verdict.iloc[0] for _ in range(300)]
+    found = [_table(rng, 6, 1, 2 * margin, margin, 0.004).verdict.iloc[0] for _ in range(150)]
     assert np.mean([v == "holds" for v in found]) >= 0.8
-    against = [_table(rng, 6, 1, -2 * margin, margin, 0.004).verdict.iloc[0] for _ in range(300)]
+    against = [_table(rng, 6, 1, -2 * margin, margin, 0.004).verdict.iloc[0] for _ in range(150)]
     assert np.mean([v == "does not hold" for v in against]) >= 0.8
 
 
