@@ -65,9 +65,8 @@ BASELINE_MODELS = ("meso4", "mesoinception4", "cnn5", "resnet18", "xception", "e
 # The quick profile's per-model recipes for 2 CPU cores. Recipes are chosen on *validation* AUC; the test split
 # is read once, by each run's final evaluation. Budgets are images seen (epochs x epoch_size). MesoNets see
 # 96 px (at 64 px their four pools leave a 2 x 2 map); ResNet-18 trains at ~45 images/s on one core, so batch
-# 16 gives it twice the steps of batch 32 for the same images; EfficientNets see 80 px. Best validation AUC
-# of these recipes on the quick crops (notebook 02's runs, seeds 0-2 where run): CNN-5 0.995-0.997, Meso-4
-# 0.947-0.984, B0 0.892, Lite0 0.795 (ResNet-18 0.963 and MesoInception-4 0.685 when quick still ran them). The alternatives weighed when
+# 16 gives it twice the steps of batch 32 for the same images; EfficientNets see 80 px. Each recipe's best
+# validation AUC is in results/quick/baselines.csv (generated; not repeated here). The alternatives weighed when
 # these were first set (other input sizes and peak rates) were compared on test AUC, which this rule now
 # forbids: re-tuning them on validation is still to be done, and nothing here cites their test numbers.
 QUICK_RECIPES = {
