@@ -74,3 +74,20 @@ def test_every_notebook_takes_the_dataset_and_the_paper_profile_sets_it():
         assert "dataset = " in params and "data_root = " in params, path.name
         paper = reproduce.parameters_for("paper", path.stem)
         assert paper["dataset"] == "ffpp" and paper["data_root"], path.name
+
+
+def test_each_notebooks_last_time_is_recorded_and_shown(tmp_path, monkeypatch):
+    """reproduce keeps papermill's measured duration per notebook (the last execution wins, others are kept), and
+    the README's findings show those times, so no run time is typed by hand."""
+    from dflite.studies import report
+
+    monkeypatch.setenv("DFLITE_DATA", str(tmp_path / "data"))
+    for stem, seconds in (("02_baselines", 301.4), ("03_lottery_tickets", 90.0), ("02_baselines", 12.0)):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"duration": seconds}
+        nbformat.write(nb, tmp_path / f"{stem}.ipynb")
+        reproduce.record_time("quick", tmp_path / f"{stem}.ipynb")
+    results = paths.runs_dir("quick") / "results"
+    assert (results / paths.TIMINGS).read_text() == "notebook,seconds\n02_baselines,12\n03_lottery_tickets,90\n"
+    shown = report.run_times(results)
+    assert "1.7 minutes in all" in shown and "| 03_lottery_tickets | 1.5" in shown

@@ -51,9 +51,13 @@ def test_write_readme_replaces_only_the_section(tmp_path):
 
 def test_notebook_prose_states_no_result_numbers():
     """Markdown cells may quote the studies' own published figures and settings, not our results: those come
-    from `findings` cells. A number with three decimals in prose is a result someone typed."""
+    from `findings` cells. A number with three decimals in prose is a result someone typed, and so is a run time."""
     for nb in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         for cell in json.loads(nb.read_text())["cells"]:
             if cell["cell_type"] == "markdown":
-                typed = re.findall(r"(?<![\w.])\d\.\d{3}(?![\w.])", "".join(cell["source"]))
+                text = "".join(cell["source"])
+                typed = re.findall(r"(?<![\w.])\d\.\d{3}(?![\w.])", text)
                 assert not typed, f"{nb.name}: {typed[:3]} in a markdown cell"
+                # run times are measurements too: the README's findings show the measured ones
+                timed = re.findall(r"\d+(?:\.\d+)?\s*(?:s|min|minutes?|seconds?|hours?)\b[^.|]*\bcores?\b", text)
+                assert not timed, f"{nb.name}: {timed[:2]} in a markdown cell"

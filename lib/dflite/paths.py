@@ -18,6 +18,10 @@ def synth_dir(profile: str) -> Path:
     return data_dir() / "synth" / profile
 
 
+# Each notebook's last `dflite reproduce` time, beside a profile's results files (written by reproduce.run).
+TIMINGS = "timings.csv"
+
+
 def runs_dir(profile: str) -> Path:
     return data_dir() / "runs" / profile
 

@@ -61,7 +61,25 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, 
             print(f"executed notebook: {paths.show(target)}", file=sys.stderr)
             raise SystemExit(1) from None
         done.append(target)
+        record_time(profile, target)
     return done
+
+
+def record_time(profile: str, executed) -> None:
+    """Keep each notebook's last execution time (papermill's own measure) in the profile's results/timings.csv,
+    so the README can show run times that were measured, not typed. A notebook that reused its runs records its
+    short time: the file says what the last execution took, nothing more."""
+    executed = Path(executed)
+    seconds = json.loads(executed.read_text())["metadata"].get("papermill", {}).get("duration")
+    if seconds is None:
+        return
+    path = paths.runs_dir(profile) / "results" / paths.TIMINGS
+    rows = {}
+    if path.is_file():
+        rows = dict(line.split(",") for line in path.read_text().splitlines()[1:] if line)
+    rows[executed.stem] = f"{float(seconds):.0f}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("notebook,seconds\n" + "".join(f"{k},{v}\n" for k, v in sorted(rows.items())))
 
 
 def strip_run_metadata(path) -> None:
