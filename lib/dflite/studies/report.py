@@ -53,7 +53,7 @@ def run_times(folder: Path) -> str:
     total = table.seconds.sum() / 60
     return ("**Run times** of the `make reproduce` that made these results, per notebook (training included "
             f"where the notebook trained its runs; {total:.1f} minutes in all):\n\n"
-            + mdtable(table[["notebook", "minutes"]].set_index("notebook")))
+            + mdtable(table[["notebook", "minutes"]].set_index("notebook"), digits=1))
 
 
 def readme_block(p: Profile, folder=None) -> str:
