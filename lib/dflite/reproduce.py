@@ -70,6 +70,8 @@ def record_time(profile: str, executed) -> None:
     so the README can show run times that were measured, not typed. A notebook that reused its runs records its
     short time: the file says what the last execution took, nothing more."""
     executed = Path(executed)
+    if not executed.is_file():  # nothing executed (papermill stubbed out): nothing measured
+        return
     seconds = json.loads(executed.read_text())["metadata"].get("papermill", {}).get("duration")
     if seconds is None:
         return
