@@ -229,7 +229,7 @@ def cam_grid(images, masks, cams: dict, methods):
     """Notebook 06: one row per method: the crop with its mask outlined, then each model's Grad-CAM with the
     mask's outline (red: high; dark blue everywhere: Grad-CAM found no positive evidence)."""
     n, cols = len(methods), 1 + len(cams)
-    fig, axes = plt.subplots(n, cols, figsize=(1.5 * cols, 1.55 * n), squeeze=False, dpi=FRAME_DPI)
+    fig, axes = plt.subplots(n, cols, figsize=(1.3 * cols, 1.35 * n), squeeze=False, dpi=FRAME_DPI)
     for i, method in enumerate(methods):
         outline, _ = cv2.findContours(masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         shown = cv2.drawContours(np.ascontiguousarray(images[i]).copy(), outline, -1, (255, 255, 0), 1)
