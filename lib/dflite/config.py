@@ -119,12 +119,11 @@ class BaselineStudy:
     latency_repeats: int = 30        # CPU latency: median over this many batch-1 forward passes
 
 
-# The quick lottery study trains 64 runs (2 models x 2 seeds x (dense + 4 levels x 4 arms, one shared))
-# in about 5 minutes on 2 cores: ~7 s per run, one thread each, two at a time. Best validation AUC of the dense
-# runs, seeds 0 / 1: CNN-5 at 48 px, 2 x 1280 images, 0.887 / 0.984; Meso-4 at 96 px, 3 x 768, 0.777 / 0.511.
-# Meso-4 seed 1 does not learn within this budget: its claims are then "not testable" (EvidenceConfig), never
-# decided on a net that learned nothing. (The budgets were first set by comparing test AUC; re-choosing them on
-# validation, with the seeds the claims need, is still to be done.)
+# The quick lottery study trains 64 runs (2 models x 2 seeds x (dense + 4 levels x 4 arms, one shared)),
+# ~7 s per run, one thread each, two at a time: CNN-5 at 48 px on 2 x 1280 images, Meso-4 at 96 px on 3 x 768.
+# These budgets are short: a dense run that does not learn (results/quick/tickets.csv; README findings) makes its
+# claims "not testable" (EvidenceConfig), never decided on a net that learned nothing. (The budgets were first set
+# by comparing test AUC; re-choosing them on validation, with the seeds the claims need, is still to be done.)
 QUICK_LOTTERY_RECIPES = {
     "meso4": {"batch_size": 16, "epochs": 3, "epoch_size": 768, "lr": 5e-3},
     "cnn5": {"input_size": 48, "batch_size": 16, "epochs": 2, "epoch_size": 1280, "lr": 2e-3},

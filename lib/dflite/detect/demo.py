@@ -113,6 +113,17 @@ def cam_overlay(model, crop: np.ndarray, side: int = 224) -> np.ndarray:
     return cv2.resize(blend, (side, side), interpolation=cv2.INTER_NEAREST)
 
 
+_SCRATCH: list = []
+
+
+def _scratch() -> Path:
+    """A fresh folder for one request's annotated video, inside one temporary folder per process that is removed
+    when the process ends (Gradio copies what it serves into its own cache; nothing is left in /tmp)."""
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="dflite-demo-"))
+    return Path(tempfile.mkdtemp(dir=_SCRATCH[0].name))
+
+
 def analyse(upload, run: str, frames: int, rule: detect.Rule = detect.Rule(), max_mb: float = MAX_MB) -> tuple:
     """(verdict markdown, annotated video path or None, annotated most-fake frame (RGB), score plot,
     Grad-CAM overlay (RGB) or None, report) for one uploaded file, `frames` sampled per video."""
@@ -120,7 +131,7 @@ def analyse(upload, run: str, frames: int, rule: detect.Rule = detect.Rule(), ma
     if not run:
         raise ValueError("Pick a run folder (data/runs/<profile>/<run>/seed_N) first.")
     det = _detector(run)
-    out = Path(tempfile.mkdtemp(prefix="dflite-demo-"))
+    out = _scratch()
     keep = {}
     cfg = override(det.extract, frames=frames)
     video = out / f"{path.stem}.annotated.mp4" if detect.media_kind(path) == "video" else None
