@@ -7,8 +7,9 @@ verdict tables compared with the ones this machine's `make reproduce` wrote.
 
 The first command trains the quick studies of notebooks 02-06 at `--threads` torch threads per run (one run at
 a time) into its own data folder and writes their verdict tables; the second prints, claim by claim, where two
-folders' verdicts differ, and exits 1 if any does. The synthetic set and crop stores are the same files in any
-folder (same seed), so only the training arithmetic differs.
+folders' verdicts differ (and where a "not testable" gives another reason), and exits 1 if a verdict differs.
+The data folder needs the same synthetic set and crop stores (copy or hard-link `synth/` and `crops/`; a symlink
+is refused, since a store records where its videos are): only the training arithmetic differs.
 """
 from __future__ import annotations
 
@@ -52,19 +53,23 @@ def moved(a: Path, b: Path) -> None:
 
 
 def compare(a: Path, b: Path) -> int:
+    """Claim by claim: the verdict (holds / does not hold / inconclusive / not testable) must be the same; the
+    reason a "not testable" gives may quote another AUC. Exit status 1 when a verdict differs."""
     moved(a, b)
-    differ = 0
+    flipped = 0
     keys = ["claim", "model", "dataset", "sparsity", "source", "target", "variant", "against"]
     for name in VERDICTS:
         left, right = (pd.read_csv(Path(f) / f"{name}.csv", keep_default_na=False) for f in (a, b))
         on = [k for k in keys if k in left]
         both = left.merge(right, on=on, suffixes=("_a", "_b"), how="outer", indicator=True)
-        changed = both[(both._merge != "both") | (both.verdict_a != both.verdict_b)]
-        print(f"{name}: {len(both)} claims, {len(changed)} differ")
-        for r in changed.itertuples():
+        kind_a, kind_b = (both[f"verdict_{s}"].astype(str).str.split(":").str[0] for s in "ab")
+        flips = both[(both._merge != "both") | (kind_a != kind_b)]
+        reasons = both[(both._merge == "both") & (kind_a == kind_b) & (both.verdict_a != both.verdict_b)]
+        print(f"{name}: {len(both)} claims, {len(flips)} verdicts differ, {len(reasons)} give another reason")
+        for r in pd.concat([flips, reasons]).itertuples():
             print("  ", " / ".join(str(getattr(r, k)) for k in on), ":", r.verdict_a, "->", r.verdict_b)
-        differ += len(changed)
-    return 1 if differ else 0
+        flipped += len(flips)
+    return 1 if flipped else 0
 
 
 def main() -> None:

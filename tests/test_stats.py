@@ -89,3 +89,5 @@ def test_paired_differences_use_the_seeds_both_arms_have():
     reason = stats.unlearned(pd.Series({0: 0.97, 1: 0.505}), 0.75)
     assert reason == "the reference did not learn (seed 1 AUC 0.505 < 0.75)"
     assert stats.unlearned(pd.Series({0: 0.97, 1: 0.9}), 0.75) == ""
+    # just under the floor: enough digits to show it is under
+    assert stats.unlearned(pd.Series({0: 0.7497}), 0.75) == "the reference did not learn (seed 0 AUC 0.7497 < 0.75)"

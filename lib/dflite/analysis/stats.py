@@ -157,7 +157,9 @@ def judge(rows: list, alpha: float = 0.05) -> pd.DataFrame:
 
 def unlearned(aucs: pd.Series, floor: float, what: str = "the reference") -> str:
     """A reason the claims on a reference are not testable when it did not learn on some seed, else ""."""
-    low = {int(s): round(float(v), 3) for s, v in aucs.items() if not v >= floor}
+    # three decimals, more where three would round up to the floor itself ("0.75 < 0.75" reads as a bug)
+    low = {int(s): round(float(v), 3 if round(float(v), 3) < floor else 4) for s, v in aucs.items()
+           if not v >= floor}
     if not low:
         return ""
     seeds = ", ".join(f"seed {s} AUC {v}" for s, v in low.items())
