@@ -1,11 +1,13 @@
-"""Training throughput (images per second): the model's step alone, and dflite's whole training loop.
+"""Training throughput (images per second) of every recipe a profile trains with, fp32 against bf16 autocast.
 
-`model` is the cost of one optimizer step on random inputs already in memory (batch 32, BCE with
-logits, AdamW); `loop` is dflite.engine.train.train_epoch over the quick crop store's train split (batch
-assembly, batched augmentation, step): the ratio loop/model says how much the data path costs.
-Both use channels_last, and bf16 autocast on CUDA, as training does.
+`model` is the cost of one optimizer step on random inputs already in memory (the recipe's batch, BCE with
+logits, AdamW); `loop` is dflite.engine.train.train_epoch over the crop store's train split (batch assembly,
+batched augmentation, step). Each is timed in fp32 (channels_last, today's CPU step) and under bf16 autocast
+(TrainConfig.cpu_bf16), in this one process, one thread as a training run has it; `bf16/fp32` is the ratio.
+A recipe trains in bf16 on the CPU only where this ratio is above 1 and the bf16 runs learn as well on
+validation (benchmarks/recipe_search.py compares the profile's recipe with its fp32 twin over seeds).
 
-    .venv/bin/python benchmarks/train_throughput.py [--models cnn5,resnet18] [--size 64] [--steps 20]
+    .venv/bin/python benchmarks/train_throughput.py [--profile quick] [--steps 30]
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import time
 import pandas as pd
 import torch
 from dflite import studies
-from dflite.config import TrainConfig, resolve
+from dflite.config import TrainConfig, override, resolve
 from dflite.data.loader import CropDataset
 from dflite.engine.train import build_optimizer, select_device, train_epoch
 from dflite.nets.models import create_model
@@ -26,7 +28,8 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def model_only(name: str, size: int, device: torch.device, steps: int, batch: int) -> float:
+def model_only(name: str, size: int, device: torch.device, steps: int, batch: int, bf16: bool) -> float:
+    torch.manual_seed(0)
     model = create_model(name, input_size=size).to(device)
     fmt = torch.channels_last  # as dflite.engine.train uses it, on the CPU too
     model = model.to(memory_format=fmt).train()
@@ -35,58 +38,75 @@ def model_only(name: str, size: int, device: torch.device, steps: int, batch: in
     y = torch.rand(batch, device=device)
 
     def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).float().squeeze(1), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    return best_rate(step, steps, batch, device)
 
-    step()  # warm-up: allocation, kernel selection
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
+
+def best_rate(step, steps: int, batch: int, device) -> float:
+    """Images per second of the fastest of three timed blocks after two warm-up steps (allocation, kernel
+    choice): the least disturbed by whatever else the machine is doing."""
+    for _ in range(2):
         step()
-    sync(device)
-    return steps * batch / (time.perf_counter() - t)
+    block, best = max(steps // 3, 1), float("inf")
+    for _ in range(3):
+        sync(device)
+        t = time.perf_counter()
+        for _ in range(block):
+            step()
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return block * batch / best
 
 
 def whole_loop(name: str, data: CropDataset, cfg: TrainConfig, device: torch.device, steps: int) -> float:
+    torch.manual_seed(0)
     model = create_model(name, input_size=data.size).to(device).to(memory_format=torch.channels_last)
     opt = build_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     draws = torch.Generator().manual_seed(0)
-    order = torch.randint(len(data), ((steps + 1) * cfg.batch_size,), generator=draws)
-    train_epoch(model, data, order[:cfg.batch_size], cfg, opt, sched, loss_fn, device, draws)  # warm-up
-    sync(device)
-    t = time.perf_counter()
-    train_epoch(model, data, order[cfg.batch_size:], cfg, opt, sched, loss_fn, device, draws)
-    sync(device)
-    return steps * cfg.batch_size / (time.perf_counter() - t)
+
+    def step():
+        order = torch.randint(len(data), (cfg.batch_size,), generator=draws)
+        train_epoch(model, data, order, cfg, opt, sched, loss_fn, device, draws)
+    return best_rate(step, steps, cfg.batch_size, device)
+
+
+def recipes(p) -> list:
+    """(notebook recipe, model, TrainConfig) of every recipe the profile trains with."""
+    return [("baseline", m, p.recipe(m)) for m in p.baselines.models] + \
+        [("lottery", m, p.lottery_recipe(m)) for m in p.lottery.models]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
-    ap.add_argument("--models", default="cnn5,resnet18")
-    ap.add_argument("--size", type=int, default=0, help="input px (0: each model's size in the profile)")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     args = ap.parse_args()
     device = select_device()
     p = resolve(args.profile)
     store = studies.crop_store(p, progress=True)
     rows = []
-    for name in args.models.split(","):
-        cfg = p.recipe(name)
+    for kind, name, cfg in recipes(p):
         torch.set_num_threads(cfg.cpu_threads)  # as a training run has it
-        size = args.size or cfg.input_size
-        data = CropDataset(store, "train", size)
-        model = model_only(name, size, device, args.steps, cfg.batch_size)
-        loop = whole_loop(name, data, cfg, device, args.steps)
-        rows.append({"model": name, "px": size, "batch": cfg.batch_size, "model img/s": model, "loop img/s": loop,
-                     "loop/model": loop / model})
+        data = CropDataset(store, "train", cfg.input_size)
+        rate = {}
+        for bf16 in (False, True):
+            rate["model", bf16] = model_only(name, cfg.input_size, device, args.steps, cfg.batch_size, bf16)
+            rate["loop", bf16] = whole_loop(name, data, override(cfg, cpu_bf16=bf16), device, args.steps)
+        rows.append({"recipe": kind, "model": name, "px": cfg.input_size, "batch": cfg.batch_size,
+                     "model fp32": rate["model", False], "model bf16": rate["model", True],
+                     "model bf16/fp32": rate["model", True] / rate["model", False],
+                     "loop fp32": rate["loop", False], "loop bf16": rate["loop", True],
+                     "loop bf16/fp32": rate["loop", True] / rate["loop", False], "profile uses": (
+                         "bf16" if cfg.cpu_bf16 or device.type == "cuda" else "fp32")})
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
-    print(f"\ndevice: {where}, each model's own batch size, {args.steps} timed steps each")
+    print(f"\nimages/s, {where}, each recipe's batch, best of 3 blocks of {args.steps // 3} steps")
+    pd.set_option("display.width", 200)
     print(pd.DataFrame(rows).round(2).to_string(index=False))
 
 

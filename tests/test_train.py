@@ -10,7 +10,7 @@ import torch
 from dflite.config import TrainConfig, override
 from dflite.data.loader import CropDataset, augment, epoch_indices
 from dflite.engine.runs import RunMismatchError, train_run
-from dflite.engine.train import fit, input_size, lr_factor, seeded_model
+from dflite.engine.train import fit, input_size, lr_factor, seeded_model, steps_per_epoch
 from dflite.nets.checkpoint import load_weights, save_weights
 from dflite.nets.models import create_model
 
@@ -59,6 +59,30 @@ def test_same_seed_same_numbers_and_resume_is_exact(train_store, tmp_path):
     c = dense("meso4", train_store, CFG, tmp_path / "c", seed=1)
     pd.testing.assert_frame_equal(a.history[cols], c.history[cols])
     assert a.metrics == c.metrics
+
+
+def test_bf16_step_on_the_cpu_is_deterministic_resumes_exactly_and_is_not_fp32(train_store, tmp_path, monkeypatch):
+    bf16 = override(CFG, cpu_bf16=True, epochs=2)
+    seen = []
+    real = torch.autocast
+
+    def spy(*args, **kw):  # record what the training step asks for
+        seen.append(kw.get("enabled"))
+        return real(*args, **kw)
+    monkeypatch.setattr(torch, "autocast", spy)
+    a = dense("cnn5", train_store, bf16, tmp_path / "a", seed=1)
+    steps = 2 * steps_per_epoch(bf16, train_store)
+    assert seen.count(True) == steps and seen.count(False) > 0  # every step in bf16; evaluation stays fp32
+    monkeypatch.setattr(torch, "autocast", real)
+    b = dense("cnn5", train_store, bf16, tmp_path / "b", seed=1)
+    cols = ["train_loss", "val_loss", "val_auc"]
+    pd.testing.assert_frame_equal(a.history[cols], b.history[cols])
+    assert dense("cnn5", train_store, bf16, tmp_path / "c", seed=1, stop_after=1) is None
+    c = dense("cnn5", train_store, bf16, tmp_path / "c", seed=1)
+    pd.testing.assert_frame_equal(a.history[cols], c.history[cols])
+    fp32 = dense("cnn5", train_store, override(bf16, cpu_bf16=False), tmp_path / "d", seed=1)
+    assert not a.history["train_loss"].equals(fp32.history["train_loss"])  # the arithmetic did change
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["cpu_bf16"] is True
 
 
 def test_early_stopping(train_store, tmp_path):

