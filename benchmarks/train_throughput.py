@@ -7,7 +7,7 @@ batched augmentation, step). Each is timed in fp32 (channels_last, today's CPU s
 A recipe trains in bf16 on the CPU only where this ratio is above 1 and the bf16 runs learn as well on
 validation (benchmarks/recipe_search.py compares the profile's recipe with its fp32 twin over seeds).
 
-    .venv/bin/python benchmarks/train_throughput.py [--profile quick] [--steps 30]
+    .venv/bin/python benchmarks/train_throughput.py [--profile quick] [--steps 30] [--pairs]
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from dflite.config import TrainConfig, override, resolve
 from dflite.data.loader import CropDataset
 from dflite.engine.train import build_optimizer, select_device, train_epoch
 from dflite.nets.models import create_model
+from dflite.parallel import spawn_pool
 
 
 def sync(device):
@@ -76,6 +77,24 @@ def whole_loop(name: str, data: CropDataset, cfg: TrainConfig, device: torch.dev
     return best_rate(step, steps, cfg.batch_size, device)
 
 
+def _pair_worker(args) -> float:
+    """One of two concurrent runs (a spawned process, one thread): images/s of the model step."""
+    name, size, steps, batch, bf16 = args
+    torch.set_num_threads(1)
+    return model_only(name, size, torch.device("cpu"), steps, batch, bf16)
+
+
+def two_runs_or_two_threads(name: str, cfg: TrainConfig, steps: int) -> dict:
+    """The CPU's two ways to use 2 cores: two one-thread runs at once (what the studies do) against one run on two
+    threads; images/s summed over the runs."""
+    torch.set_num_threads(2)
+    one = model_only(name, cfg.input_size, torch.device("cpu"), steps, cfg.batch_size, cfg.cpu_bf16)
+    torch.set_num_threads(cfg.cpu_threads)
+    with spawn_pool(2) as pool:
+        two = sum(pool.map(_pair_worker, [(name, cfg.input_size, steps, cfg.batch_size, cfg.cpu_bf16)] * 2))
+    return {"model": name, "one run, 2 threads": one, "two runs, 1 thread each": two, "two runs / one run": two / one}
+
+
 def recipes(p) -> list:
     """(notebook recipe, model, TrainConfig) of every recipe the profile trains with."""
     return [("baseline", m, p.recipe(m)) for m in p.baselines.models] + \
@@ -86,6 +105,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
+    ap.add_argument("--pairs", action="store_true", help="also: two one-thread runs at once against one two-thread run")
     args = ap.parse_args()
     device = select_device()
     p = resolve(args.profile)
@@ -108,6 +128,10 @@ def main():
     print(f"\nimages/s, {where}, each recipe's batch, best of 3 blocks of {args.steps // 3} steps")
     pd.set_option("display.width", 200)
     print(pd.DataFrame(rows).round(2).to_string(index=False))
+    if device.type == "cpu" and args.pairs:
+        pairs = [two_runs_or_two_threads(name, cfg, args.steps) for kind, name, cfg in recipes(p) if kind == "baseline"]
+        print("\nimages/s of the model step on 2 cores, the profile's precision per recipe")
+        print(pd.DataFrame(pairs).round(2).to_string(index=False))
 
 
 if __name__ == "__main__":

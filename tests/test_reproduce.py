@@ -1,5 +1,6 @@
 """The papermill runner: order, parameters, failure report, metadata stripping."""
 import json
+import re
 
 import nbformat
 import pytest
@@ -20,6 +21,16 @@ def test_every_notebook_has_a_parameters_cell_with_profile():
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, path.name
         assert 'profile = "quick"' in tagged[0].source
+
+
+def test_every_notebook_ends_by_saying_how_long_it_ran():
+    for path in reproduce.notebooks():
+        last = nbformat.read(path, as_version=4).cells[-1]
+        assert last.cell_type == "code" and last.source == "print(studies.elapsed())", path.name
+        shown = "".join(o.get("text", "") for o in last.get("outputs", []))
+        assert shown.startswith("This notebook ran for ") and " min in this execution" in shown, path.name
+    from dflite import studies
+    assert re.match(r"This notebook ran for \d+\.\d min in this execution", studies.elapsed())
 
 
 def test_profile_parameters():

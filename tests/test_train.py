@@ -9,6 +9,7 @@ import pytest
 import torch
 from dflite.config import TrainConfig, override
 from dflite.data.loader import CropDataset, augment, epoch_indices
+from dflite.engine import train as train_module
 from dflite.engine.runs import RunMismatchError, train_run
 from dflite.engine.train import fit, input_size, lr_factor, seeded_model, steps_per_epoch
 from dflite.nets.checkpoint import load_weights, save_weights
@@ -62,6 +63,7 @@ def test_same_seed_same_numbers_and_resume_is_exact(train_store, tmp_path):
 
 
 def test_bf16_step_on_the_cpu_is_deterministic_resumes_exactly_and_is_not_fp32(train_store, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: True)  # as on a CPU with AVX-512 BF16 or AMX
     bf16 = override(CFG, cpu_bf16=True, epochs=2)
     seen = []
     real = torch.autocast
@@ -83,6 +85,16 @@ def test_bf16_step_on_the_cpu_is_deterministic_resumes_exactly_and_is_not_fp32(t
     fp32 = dense("cnn5", train_store, override(bf16, cpu_bf16=False), tmp_path / "d", seed=1)
     assert not a.history["train_loss"].equals(fp32.history["train_loss"])  # the arithmetic did change
     assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["cpu_bf16"] is True
+    assert json.loads((tmp_path / "a" / "env.json").read_text())["bf16_step"] is True
+
+
+def test_a_cpu_without_bf16_trains_a_bf16_recipe_in_fp32_and_says_so(train_store, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: False)
+    cfg = override(CFG, cpu_bf16=True, epochs=1)
+    a = dense("cnn5", train_store, cfg, tmp_path / "a", seed=1)
+    fp32 = dense("cnn5", train_store, override(cfg, cpu_bf16=False), tmp_path / "b", seed=1)
+    assert a.history["train_loss"].equals(fp32.history["train_loss"])  # emulated bf16 would be slower than fp32
+    assert json.loads((tmp_path / "a" / "env.json").read_text())["bf16_step"] is False
 
 
 def test_early_stopping(train_store, tmp_path):

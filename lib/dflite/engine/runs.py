@@ -130,6 +130,16 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_has_bf16() -> bool:
+    """The CPU computes bf16 natively (AVX-512 BF16 or AMX). Elsewhere oneDNN emulates it, often slower than fp32."""
+    import torch  # when called, as env_info does
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # private helpers of torch.cpu: absent in some builds
+        return False
+
+
 def versions() -> dict:
     """The versions numbers depend on: Python, the libraries that compute them, and the CPU they ran on."""
     from importlib.metadata import PackageNotFoundError, version
@@ -141,7 +151,7 @@ def versions() -> dict:
             out[package] = version(package)
         except PackageNotFoundError:
             out[package] = "not installed"
-    return {**out, "cpu": cpu_model(), "cpu_count": os.cpu_count()}
+    return {**out, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "cpu_bf16": cpu_has_bf16()}
 
 
 def env_info(device, world: int = 1) -> dict:

@@ -34,7 +34,7 @@ from ..folders import write_json
 from ..nets.checkpoint import load_state, load_weights, save_model, save_state
 from ..nets.models import create_model, model_info
 from .metrics import binary_metrics, evaluate_predictions
-from .runs import Run, env_info
+from .runs import Run, cpu_has_bf16, env_info
 
 
 @dataclass
@@ -132,10 +132,10 @@ def predict(model: nn.Module, dataset: CropDataset, batch_size: int, device: tor
 
 
 def bf16_step(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether the training step runs under bf16 autocast: always on a GPU; on the CPU where the recipe says
-    (oneDNN's bf16 kernels make small convnets ~1.4x faster on CPUs with AVX-512 BF16 or AMX, depthwise-heavy
-    EfficientNets slower). Evaluation stays fp32 on the CPU: scores do not carry the step's rounding."""
-    return device.type == "cuda" or cfg.cpu_bf16
+    """Whether the training step runs under bf16 autocast: always on a GPU; on the CPU where the recipe says and the
+    CPU has bf16 (oneDNN's bf16 kernels make small convnets ~1.4x faster there, depthwise-heavy EfficientNets
+    slower); a run's env.json records which. Evaluation stays fp32 on the CPU: scores carry no step rounding."""
+    return device.type == "cuda" or (cfg.cpu_bf16 and cpu_has_bf16())
 
 
 def train_epoch(net: nn.Module, data: CropDataset, order, cfg: TrainConfig, optimizer, scheduler, loss_fn,
@@ -238,7 +238,7 @@ def _fit(model, store, cfg, run, hooks, device, progress, stop_after, start_epoc
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     writer = rank == 0
     if writer:
-        run.start(env_info(device, world))
+        run.start({**env_info(device, world), "bf16_step": bf16_step(cfg, device)})
 
     start, history, best = 0, [], {"auc": -1.0, "epoch": -1}
     if run.path("last_state.safetensors").is_file():

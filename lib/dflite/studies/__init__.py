@@ -17,6 +17,7 @@ they are missing (both steps reuse finished work), so no notebook retypes the da
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -28,12 +29,21 @@ from ..data.store import CropStore, store_dir
 from ..engine.runs import versions
 from .datasets import dataset_roots, primary_kind
 
-__all__ = ["crop_store", "dataset_roots", "environment", "primary_kind", "read_results", "results_dir"]
+__all__ = ["crop_store", "dataset_roots", "elapsed", "environment", "primary_kind", "read_results", "results_dir"]
+
+_STARTED = time.perf_counter()  # a notebook's first cell imports this package: its clock starts here
 
 
 def environment() -> dict:
     """The versions and the CPU a notebook's numbers were made with (every run's env.json records them too)."""
     return versions()
+
+
+def elapsed() -> str:
+    """How long this notebook (this process) has run since its first cell: the last cell of every notebook says it."""
+    minutes = (time.perf_counter() - _STARTED) / 60
+    return (f"This notebook ran for {minutes:.1f} min in this execution (runs already on disk were read back, not "
+            "retrained; the README's run times are those of the `make reproduce` behind the published results).")
 
 
 def results_dir(p: Profile) -> Path:
