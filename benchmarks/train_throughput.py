@@ -3,7 +3,8 @@
 `model` is the cost of one optimizer step on random inputs already in memory (the recipe's batch, BCE with
 logits, AdamW); `loop` is dflite.engine.train.train_epoch over the crop store's train split (batch assembly,
 batched augmentation, step). Each is timed in fp32 (channels_last, today's CPU step) and under bf16 autocast
-(TrainConfig.cpu_bf16), in this one process, one thread as a training run has it; `bf16/fp32` is the ratio.
+(TrainConfig.cpu_bf16; the loop only where the CPU has bf16, as training), in this one process, one thread
+as a training run has it; `bf16/fp32` is the ratio.
 A recipe trains in bf16 on the CPU only where this ratio is above 1 and the bf16 runs learn as well on
 validation (benchmarks/recipe_search.py compares the profile's recipe with its fp32 twin over seeds).
 
@@ -19,9 +20,10 @@ import torch
 from dflite import studies
 from dflite.config import TrainConfig, override, resolve
 from dflite.data.loader import CropDataset
-from dflite.engine.train import build_optimizer, select_device, train_epoch
+from dflite.engine.train import bf16_step, build_optimizer, select_device, train_epoch
 from dflite.nets.models import create_model
 from dflite.parallel import spawn_pool
+from dflite.studies import tuning
 
 
 def sync(device):
@@ -88,17 +90,12 @@ def two_runs_or_two_threads(name: str, cfg: TrainConfig, steps: int) -> dict:
     """The CPU's two ways to use 2 cores: two one-thread runs at once (what the studies do) against one run on two
     threads; images/s summed over the runs."""
     torch.set_num_threads(2)
-    one = model_only(name, cfg.input_size, torch.device("cpu"), steps, cfg.batch_size, cfg.cpu_bf16)
+    bf16 = bf16_step(cfg, torch.device("cpu"))
+    one = model_only(name, cfg.input_size, torch.device("cpu"), steps, cfg.batch_size, bf16)
     torch.set_num_threads(cfg.cpu_threads)
     with spawn_pool(2) as pool:
-        two = sum(pool.map(_pair_worker, [(name, cfg.input_size, steps, cfg.batch_size, cfg.cpu_bf16)] * 2))
+        two = sum(pool.map(_pair_worker, [(name, cfg.input_size, steps, cfg.batch_size, bf16)] * 2))
     return {"model": name, "one run, 2 threads": one, "two runs, 1 thread each": two, "two runs / one run": two / one}
-
-
-def recipes(p) -> list:
-    """(notebook recipe, model, TrainConfig) of every recipe the profile trains with."""
-    return [("baseline", m, p.recipe(m)) for m in p.baselines.models] + \
-        [("lottery", m, p.lottery_recipe(m)) for m in p.lottery.models]
 
 
 def main():
@@ -111,7 +108,8 @@ def main():
     p = resolve(args.profile)
     store = studies.crop_store(p, progress=True)
     rows = []
-    for kind, name, cfg in recipes(p):
+    for kind, name in tuning.recipes(p):
+        cfg = tuning.profile_recipe(p, kind, name)
         torch.set_num_threads(cfg.cpu_threads)  # as a training run has it
         data = CropDataset(store, "train", cfg.input_size)
         rate = {}
@@ -122,14 +120,14 @@ def main():
                      "model fp32": rate["model", False], "model bf16": rate["model", True],
                      "model bf16/fp32": rate["model", True] / rate["model", False],
                      "loop fp32": rate["loop", False], "loop bf16": rate["loop", True],
-                     "loop bf16/fp32": rate["loop", True] / rate["loop", False], "profile uses": (
-                         "bf16" if cfg.cpu_bf16 or device.type == "cuda" else "fp32")})
+                     "loop bf16/fp32": rate["loop", True] / rate["loop", False],
+                     "profile uses": "bf16" if bf16_step(cfg, device) else "fp32"})
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     print(f"\nimages/s, {where}, each recipe's batch, best of 3 blocks of {args.steps // 3} steps")
     pd.set_option("display.width", 200)
     print(pd.DataFrame(rows).round(2).to_string(index=False))
     if device.type == "cpu" and args.pairs:
-        pairs = [two_runs_or_two_threads(name, cfg, args.steps) for kind, name, cfg in recipes(p) if kind == "baseline"]
+        pairs = [two_runs_or_two_threads(name, p.recipe(name), args.steps) for name in p.baselines.models]
         print("\nimages/s of the model step on 2 cores, the profile's precision per recipe")
         print(pd.DataFrame(pairs).round(2).to_string(index=False))
 

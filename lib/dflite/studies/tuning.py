@@ -26,7 +26,8 @@ from ..engine.runs import results_path, write_results
 from ..experiments.dense import Dense
 from . import crop_store
 
-__all__ = ["candidates", "choices", "disagreements", "findings", "publish", "run", "search_jobs"]
+__all__ = ["candidates", "choices", "disagreements", "findings", "profile_recipe", "publish", "recipes", "run",
+           "search_jobs"]
 
 LR_STEPS = {"lr x0.5": 0.5, "lr x2": 2.0}
 RECIPE_COLUMNS = ["input_size", "epochs", "epoch_size", "batch_size", "lr", "cpu_bf16"]
@@ -35,6 +36,11 @@ RECIPE_COLUMNS = ["input_size", "epochs", "epoch_size", "batch_size", "lr", "cpu
 def profile_recipe(p: Profile, kind: str, model: str) -> TrainConfig:
     """The recipe a notebook trains `model` with: kind 'baseline' (notebook 02) or 'lottery' (notebooks 03, 05)."""
     return p.recipe(model) if kind == "baseline" else p.lottery_recipe(model)
+
+
+def recipes(p: Profile) -> list:
+    """(kind, model) of every recipe the profile's notebooks train with: notebook 02's per model, the lottery's."""
+    return [("baseline", m) for m in p.baselines.models] + [("lottery", m) for m in p.lottery.models]
 
 
 def candidates(p: Profile, kind: str, model: str) -> dict:
@@ -50,9 +56,8 @@ def candidates(p: Profile, kind: str, model: str) -> dict:
 def search_jobs(p: Profile, seeds=(0, 1, 2)) -> dict:
     """{(kind, model, candidate): [Dense job per seed]} for every recipe the profile's notebooks train with."""
     store = crop_store(p).ref()
-    recipes = [("baseline", m) for m in p.baselines.models] + [("lottery", m) for m in p.lottery.models]
     out = {}
-    for kind, model in recipes:
+    for kind, model in recipes(p):
         for name, cfg in candidates(p, kind, model).items():
             out[(kind, model, name)] = [Dense(p.name, model, p.dataset, store, cfg, seed, "tune") for seed in seeds]
     return out
