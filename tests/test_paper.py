@@ -53,9 +53,13 @@ def test_reproduce_gives_every_notebook_the_data_root(real_root, monkeypatch, tm
         assert params["dataset"] == "ffpp" and params["data_root"] == str(real_root.resolve()), name
 
 
-def test_a_missing_root_stops_the_first_notebook_with_the_layout_error(tmp_path, capsys):
+def test_a_missing_root_is_refused_and_a_wrong_one_stops_the_first_notebook_with_the_layout_error(tmp_path, capsys):
+    with pytest.raises(ValueError, match="nowhere is not a folder"):  # before any notebook starts
+        reproduce.run("paper", out_dir=tmp_path / "out", progress=False, data_root=str(tmp_path / "nowhere"))
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit):
-        reproduce.run("paper", out_dir=tmp_path, progress=False, data_root=str(tmp_path / "nowhere"))
+        reproduce.run("paper", out_dir=tmp_path / "out", progress=False, data_root=str(tmp_path / "empty"))
     err = capsys.readouterr().err
-    assert "FAILED: 00_data.ipynb" in err and "DatasetLayoutError" in err and "is not a folder" in err
-    assert not (tmp_path / "01_preprocessing.ipynb").exists()
+    assert "FAILED: 00_data.ipynb" in err and "DatasetLayoutError" in err and "empty" in err
+    assert not (tmp_path / "out" / "01_preprocessing.ipynb").exists()

@@ -102,3 +102,20 @@ def test_each_notebooks_last_time_is_recorded_and_shown(tmp_path, monkeypatch):
     assert (results / paths.TIMINGS).read_text() == "notebook,seconds\n02_baselines,12\n03_lottery_tickets,90\n"
     shown = report.run_times(results)
     assert "1.7 minutes in all" in shown and "| 03_lottery_tickets | 1.5" in shown
+
+
+def test_a_data_root_the_notebooks_would_not_read_is_refused_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"would be ignored: profile 'quick' runs 00_data on the built-in synthetic "
+                                         r"set.*notebooks/profiles/quick.yaml.*PROFILE=paper"):
+        reproduce.run("quick", ["00"], out_dir=out, data_root=str(tmp_path))
+    with pytest.raises(ValueError, match="profile 'standard'"):
+        reproduce.run("standard", ["00"], out_dir=out, data_root=str(tmp_path))
+    with pytest.raises(ValueError, match="--data-root .*missing is not a folder"):
+        reproduce.run("paper", ["00"], out_dir=out, data_root=str(tmp_path / "missing"))
+    assert not out.exists()  # nothing executed, nothing written
+    from dflite import cli
+    assert cli.main(["reproduce", "--only", "00", "--data-root", str(tmp_path / "FaceForensics++")]) == 2
+    assert "would be ignored" in capsys.readouterr().err
+    assert cli.main(["reproduce", "--only", "99"]) == 2
+    assert "no notebook numbered 99" in capsys.readouterr().err

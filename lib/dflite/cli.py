@@ -36,7 +36,11 @@ def _reproduce(args) -> int:
     if args.refresh:
         reproduce.refresh(only)
     else:
-        reproduce.run(args.profile, only, data_root=args.data_root)
+        try:
+            reproduce.run(args.profile, only, data_root=args.data_root)
+        except ValueError as e:  # a data root the notebooks would not read, an unknown notebook or profile
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

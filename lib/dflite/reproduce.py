@@ -43,6 +43,8 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, 
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    if data_root:
+        check_data_root(profile, notebooks(only), data_root)
     out_dir = Path(out_dir or paths.runs_dir(profile) / "notebooks")
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
@@ -63,6 +65,21 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, 
         done.append(target)
         record_time(profile, target)
     return done
+
+
+def check_data_root(profile: str, chosen, data_root) -> None:
+    """A data root given to notebooks that would not read it is an error, not a silent run on synthetic data; so is
+    a root that does not exist. Raises ValueError naming the profile file that decides which data a notebook reads."""
+    synthetic = [nb.stem for nb in chosen
+                 if parameters_for(profile, nb.stem).get("dataset", "synthetic") == "synthetic"]
+    if synthetic:
+        raise ValueError(f"--data-root {data_root} would be ignored: profile {profile!r} runs "
+                         f"{', '.join(synthetic)} on the built-in synthetic set (dataset in "
+                         f"notebooks/profiles/{profile}.yaml). For real data use the paper profile "
+                         "(make reproduce PROFILE=paper DATA_ROOT=...) or set dataset there.")
+    if not Path(data_root).is_dir():
+        raise ValueError(f"--data-root {data_root} is not a folder: point it at the dataset's root (see the README, "
+                         "'Real data')")
 
 
 def record_time(profile: str, executed) -> None:
