@@ -17,6 +17,7 @@ from dflite.compress.masks import (
     unpack_sparse,
 )
 from dflite.config import TrainConfig, resolve
+from dflite.engine import train as train_module
 from dflite.engine.jobs import JobError, run_graph, run_jobs
 from dflite.experiments import lottery
 from dflite.nets.checkpoint import load_model
@@ -266,6 +267,18 @@ def test_each_arm_is_what_it_claims_to_be(tiny):
     rewind = load_model(t.dense_run().path(lottery.REWIND))[0].state_dict()
     for name, keep in mask["imp"][2].keep.items():
         assert not torch.equal(start[name][keep], rewind[name][keep]), name
+    # ... also where the study starts from ImageNet: a reinitialisation never reloads the pretrained weights.
+    asked = []
+    real = train_module.create_model
+
+    def spy(name, **kw):
+        asked.append(kw.get("pretrained"))
+        return real(name, **{**kw, "pretrained": False})
+    imagenet = dataclasses.replace(t, cfg=dataclasses.replace(t.cfg, pretrained=True))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(train_module, "create_model", spy)
+        lottery.Level(imagenet, "random_reinit", 2).start_model(mask["imp"][2])
+    assert asked == [False]
     # The random mask keeps IMP's count per layer at other places.
     for lv in (1, 2):
         rand, imp = mask["random_mask"][lv], mask["imp"][lv]
@@ -282,3 +295,32 @@ def test_a_killed_study_resumes_at_its_level_and_ends_identical(train_store, tmp
     _, resumed = _study(train_store)
     cols = ["arm", "level", "auc", "acc", "params_left"]
     pd.testing.assert_frame_equal(whole[cols], resumed[cols])
+
+
+def test_the_rewind_point_counts_the_steps_of_every_process_under_torchrun(train_store, tmp_path):
+    """2 gloo processes: each takes half an epoch's steps, so rewinding to epoch 1 saves after that many of them."""
+    import os
+    import subprocess
+    import sys
+
+    from dflite.engine.train import steps_per_epoch
+
+    script = tmp_path / "ticket.py"
+    script.write_text(
+        "from dflite.config import TrainConfig\n"
+        "from dflite.data.extract import load_store\n"
+        "from dflite.experiments import lottery\n"
+        f"store = load_store({str(train_store.root)!r})\n"
+        f"cfg = TrainConfig(**{dataclasses.asdict(CFG)!r})\n"
+        "t = lottery.Ticket('quick', 'cnn5', 'tiny', store.ref(), cfg, 0, (0.2,), rewind_epoch=1)\n"
+        "lottery.Dense(t).train()\n"
+        "print('DENSE', t.dense_run().dir)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DFLITE_DATA": str(tmp_path / "data")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519", str(script)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert res.returncode == 0, [line for line in res.stderr.splitlines() if "Error" in line][:5]
+    dense = [line.split(" ", 1)[1] for line in res.stdout.splitlines() if line.startswith("DENSE ")][0]
+    _, meta = load_model(os.path.join(dense, lottery.REWIND))
+    per_process = steps_per_epoch(CFG, train_store, world=2)
+    assert per_process == steps_per_epoch(CFG, train_store) // 2  # the case where the world size matters
+    assert int(meta["step"]) == per_process

@@ -41,12 +41,44 @@ def test_unknown_model_and_pretrained_mesonet():
         create_model("meso4", pretrained=True)
 
 
+def test_an_imagenet_start_only_where_the_model_has_imagenet_weights():
+    from dflite import config
+    from dflite.nets.models import REGISTRY
+
+    assert set(config.NO_IMAGENET) == {name for name, info in REGISTRY.items() if not info.timm_name}
+    paper = config.get_profile("paper")
+    assert paper.train.pretrained
+    for name in config.BASELINE_MODELS:  # the paper recipe: ImageNet where weights exist, from scratch elsewhere
+        assert paper.recipe(name).pretrained == (name not in config.NO_IMAGENET), name
+        assert paper.lottery_recipe(name).pretrained == (name not in config.NO_IMAGENET), name
+    from dflite.engine.train import seeded_model
+
+    assert seeded_model("cnn5", paper.recipe("cnn5"), 0).dflite_spec["name"] == "cnn5"  # no "no ImageNet weights"
+
+
 def test_pretrained_offline_fails_with_instructions(tmp_path):
     code = "from dflite.nets.models import create_model; create_model('resnet18', pretrained=True)"
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode != 0
     assert "are not in the local cache" in res.stderr and "timm.create_model('resnet18', pretrained=True)" in res.stderr
+    assert "~/.cache/huggingface/hub/models--timm--resnet18.a1_in1k" in res.stderr  # a hub-hosted model
+
+
+def test_a_release_hosted_models_offline_advice_names_torchs_cache(monkeypatch):
+    import timm
+
+    def offline(*args, **kw):
+        if kw.get("pretrained"):
+            raise OSError("no network")
+        return real(*args, **kw)
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(RuntimeError) as info:  # Xception's weights are a GitHub release file, not on the hub
+        create_model("xception", pretrained=True)
+    text = str(info.value)
+    assert "xception-43020ad28.pth into ~/.cache/torch/hub/checkpoints" in text and "TORCH_HOME" in text
+    assert "huggingface" not in text
 
 
 def test_cost_counts_a_known_model_by_hand(tmp_path):

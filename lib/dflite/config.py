@@ -83,6 +83,9 @@ QUICK_RECIPES = {
 # and paper profiles, which train all seven.
 QUICK_MODELS = ("meso4", "cnn5", "efficientnet_b0", "efficientnet_lite0")
 STUDY_MODELS = ("meso4", "cnn5", "resnet18", "xception")  # the lottery-ticket study's four
+# dflite's own nets have no ImageNet weights: a recipe asking for pretrained=True trains them from scratch, and
+# their runs' config.json says pretrained: false (tests/test_models.py checks this list against the registry).
+NO_IMAGENET = ("meso4", "mesoinception4", "cnn5")
 
 
 @dataclass(frozen=True)
@@ -259,8 +262,10 @@ class Profile:
             override(self.train, **changes)
 
     def recipe(self, model: str) -> TrainConfig:
-        """The training recipe of `model`: the profile's TrainConfig with the model's own changes."""
-        return override(self.train, **self.recipes.get(model, {}))
+        """The training recipe of `model`: the profile's TrainConfig with the model's own changes (an ImageNet
+        start only where the model has ImageNet weights)."""
+        cfg = override(self.train, **self.recipes.get(model, {}))
+        return override(cfg, pretrained=False) if cfg.pretrained and model in NO_IMAGENET else cfg
 
     def lottery_recipe(self, model: str) -> TrainConfig:
         """The lottery runs' recipe: the model's recipe with the ticket study's changes."""

@@ -169,9 +169,14 @@ def train_epoch(net: nn.Module, data: CropDataset, order, cfg: TrainConfig, opti
     return total / max(seen, 1)
 
 
+def world_size() -> int:
+    """Processes training one run together (torchrun sets WORLD_SIZE; 1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _distributed(device: torch.device) -> tuple:
     """(rank, world size); initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     if world == 1:
         return 0, 1
     import torch.distributed as dist

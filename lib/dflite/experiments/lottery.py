@@ -26,10 +26,10 @@ from torch import nn
 
 from .. import paths
 from ..compress.masks import Mask, magnitude_prune, random_mask
-from ..config import TrainConfig
+from ..config import TrainConfig, override
 from ..data.store import StoreRef
 from ..engine.runs import FINISHED, Run, train_run
-from ..engine.train import Hooks, RunResult, fit, input_size, read_result, seeded_model, steps_per_epoch
+from ..engine.train import Hooks, RunResult, fit, input_size, read_result, seeded_model, steps_per_epoch, world_size
 from ..nets.checkpoint import load_model, load_weights, save_model
 from ..nets.models import count_parameters
 
@@ -112,7 +112,8 @@ class Dense:
 
     def train(self, progress: bool = False, stop_after: int | None = None) -> RunResult | None:
         t, dense = self.ticket, self.ticket.dense_run()
-        rewind_step = t.rewind_epoch * steps_per_epoch(t.cfg, t.store.load())
+        # The scheduler counts this process's steps: under torchrun an epoch is 1/world of the images per process.
+        rewind_step = t.rewind_epoch * steps_per_epoch(t.cfg, t.store.load(), world_size())
 
         def save_rewind(model, step):
             if _rank0():
@@ -182,11 +183,15 @@ class Level:
         """The weights a level starts from: the dense run's rewind point (or a fresh initialisation for
         random_reinit), with the mask applied."""
         t = self.ticket
+        # Never an ImageNet start here: for an ImageNet-initialised study random reinit would otherwise reload the
+        # very weights the dense run began from (a random *re*initialisation it would not be), and the other arms
+        # overwrite every weight with the rewind point anyway.
+        scratch = override(t.cfg, pretrained=False)
         if self.runs_as == "random_reinit":
             # A fresh draw that no other run uses: seeds past 10^6 are never a study's own seeds.
-            model = seeded_model(t.model, t.cfg, 1_000_000 + t.seed * 1000 + self.level)
+            model = seeded_model(t.model, scratch, 1_000_000 + t.seed * 1000 + self.level)
         else:
-            model = seeded_model(t.model, t.cfg, t.seed)
+            model = seeded_model(t.model, scratch, t.seed)
             load_weights(model, t.dense_run().path(REWIND), t.model)
         mask.check(model)
         mask.apply(model)

@@ -172,8 +172,24 @@ def _build(info: ModelInfo, num_classes: int, pretrained: bool, input_size: int)
             f"ImageNet weights for {name} (timm '{info.timm_name}') are not in the local cache and could not be "
             f"downloaded ({type(e).__name__}). On a machine with internet run\n"
             f"  python -c \"import timm; timm.create_model('{info.timm_name}', pretrained=True)\"\n"
-            "then copy its ~/.cache/huggingface/hub folder to this machine (or set HF_HOME to where it is), "
-            "or train with pretrained=False.") from None
+            f"then {weights_location(info.timm_name)}, or train with pretrained=False.") from None
+
+
+def weights_location(timm_name: str) -> str:
+    """Where timm keeps `timm_name`'s ImageNet weights, as advice: models with a Hugging Face hub id load from the hub
+    cache; the others (legacy_xception) from a release file in torch's hub cache (timm's _resolve_pretrained_source)."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(timm_name)
+    if cfg is not None and cfg.hf_hub_id:
+        folder = "models--" + cfg.hf_hub_id.replace("/", "--")
+        return (f"copy its ~/.cache/huggingface/hub/{folder} folder into ~/.cache/huggingface/hub on this machine "
+                "(or set HF_HOME to a folder whose hub/ holds it; HF_HUB_OFFLINE=1 stops the download attempts)")
+    if cfg is not None and cfg.url:
+        file = cfg.url.rsplit("/", 1)[-1]
+        return (f"copy the file {file} into ~/.cache/torch/hub/checkpoints on this machine (or set TORCH_HOME to a "
+                "folder whose hub/checkpoints holds it)")
+    return "timm names no download for it: pass the weights yourself"
 
 
 def _small_head(model: nn.Module) -> nn.Module:
