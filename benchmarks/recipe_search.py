@@ -28,7 +28,7 @@ def main() -> None:
     print(table.round(4).to_string(index=False))
     if args.publish:
         print("published:", paths.show(tuning.publish(p)))
-    off = tuning.disagreements(p, table)
+    off = tuning.disagreements(table)
     print("\nthe profile's recipes are the chosen ones" if not off else
           "\nchosen candidates the profile does not use yet: " + "; ".join(off))
 

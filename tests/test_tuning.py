@@ -31,7 +31,7 @@ def test_the_best_mean_validation_auc_is_chosen_and_an_fp32_twin_only_checks_the
     assert list(out[out.chosen].candidate) == ["lr x0.5", "profile"]  # a tie keeps the first listed
     assert out.loc[0, "within_fp32_ci"] is False  # bf16 0.90 under the fp32 twin's low end 0.95
     assert out.loc[4, "within_fp32_ci"] == ""  # no twin
-    off = tuning.disagreements(QUICK, out)
+    off = tuning.disagreements(out)
     assert off == ["baseline cnn5: lr x0.5", "baseline cnn5: bf16 below the fp32 twin's CI"]
 
 
@@ -42,7 +42,7 @@ def test_the_committed_search_chose_the_quick_profiles_recipes():
     searched = set(zip(table.recipe, table.model))
     wanted = {("baseline", m) for m in QUICK.baselines.models} | {("lottery", m) for m in QUICK.lottery.models}
     assert searched == wanted
-    assert tuning.disagreements(QUICK, table.assign(chosen=table.chosen.astype(str) == "True")) == []
+    assert tuning.disagreements(table.assign(chosen=table.chosen.astype(str) == "True")) == []
     for r in table[table.candidate == "profile"].itertuples():
         cfg = tuning.profile_recipe(QUICK, r.recipe, r.model)
         assert (r.input_size, r.epochs, r.epoch_size, r.batch_size, str(r.cpu_bf16)) == \

@@ -17,7 +17,6 @@ import shutil
 
 import pandas as pd
 
-from .. import paths
 from ..analysis.report import table as mdtable
 from ..analysis.stats import cell, t_interval
 from ..config import Profile, TrainConfig, override
@@ -105,7 +104,7 @@ def precision_check(table: pd.DataFrame, row) -> object:
     return bool(row.val_auc >= twin.iloc[0].val_auc_ci_low)
 
 
-def disagreements(p: Profile, table: pd.DataFrame) -> list:
+def disagreements(table: pd.DataFrame) -> list:
     """'kind model: candidate' for each recipe whose chosen candidate is not the profile's own."""
     chosen = table[table["chosen"]]
     off = [f"{r.recipe} {r.model}: {r.candidate}" for r in chosen.itertuples() if r.candidate != "profile"]
@@ -115,8 +114,10 @@ def disagreements(p: Profile, table: pd.DataFrame) -> list:
 
 def publish(p: Profile):
     """Copy the search's table into results/<profile>/ (the published results the README is generated from)."""
+    from .report import published_dir  # report shows this table in the README: imported here, not at the top
+
     source = results_path(p.name, "recipe_search")
-    target = paths.ROOT / "results" / p.name / source.name
+    target = published_dir(p) / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     return target
