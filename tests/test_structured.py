@@ -295,3 +295,32 @@ def test_slimming_runs_prune_distil_and_resume_identically(train_store, tmp_path
     for label in rows:
         assert again[label]["auc"] == pytest.approx(rows[label]["auc"], abs=1e-6), label
         assert again[label]["params"] == rows[label]["params"]
+
+
+def test_the_recovery_curve_reads_each_fine_tuning_epoch_and_the_last_gain(tmp_path, monkeypatch):
+    """structured.recovery: validation AUC after each fine-tuning epoch, mean over seeds, for the 1-shot pruned
+    variants only (not K-step, not the unpruned alpha runs), and what the last epoch added."""
+    import pandas as pd
+    from dflite import paths
+    from dflite.config import resolve
+    from dflite.studies import structured as study
+
+    monkeypatch.setenv("DFLITE_DATA", str(tmp_path))
+    runs = paths.runs_dir("quick")
+    rows = []
+    for seed, base in ((0, 0.80), (1, 0.90)):
+        for name, arm, ratio, steps, curve in (("d", "dense", 0.0, 1, [0.95, 0.97]),
+                                               ("g", "variant", 0.2, 1, [base, base + 0.04, base + 0.05]),
+                                               ("k", "variant", 0.2, 5, [0.1, 0.2, 0.3]),
+                                               ("a", "variant", 0.0, 1, [0.5, 0.6, 0.7])):
+            folder = runs / f"{name}{seed}"
+            folder.mkdir(parents=True)
+            pd.DataFrame({"epoch": range(1, len(curve) + 1), "images": [512 * (i + 1) for i in range(len(curve))],
+                          "val_auc": curve}).to_csv(folder / "metrics.csv", index=False)
+            rows.append({"model": "efficientnet_lite0", "arm": arm, "ratio": ratio, "scope": "global",
+                         "steps": steps, "alpha": 0.0, "match": "", "seed": seed, "run": folder.name})
+    out = study.recovery(resolve("quick"), pd.DataFrame(rows))
+    assert list(out.index) == ["global 20% 1-shot"]
+    row = out.loc["global 20% 1-shot"]
+    assert row["512 images"] == pytest.approx(0.85) and row["1536 images"] == pytest.approx(0.90)
+    assert row["last gain"] == pytest.approx(0.01) and row["dense student"] == pytest.approx(0.97)

@@ -202,8 +202,9 @@ def slimming_curves(summary, student: str, reference: str, ratios, alphas, alpha
     def pick(model, arm, ratio, scope, steps, a):
         return summary.loc[(model, arm, ratio, scope, steps, a, "")]
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.2))
-    for ax in (left, right):
+    fig, axes = plt.subplots(1, 2 if alphas else 1, figsize=(9.0 if alphas else 4.8, 3.2), squeeze=False)
+    left, right = axes[0, 0], axes[0, -1] if alphas else None
+    for ax in (left, right) if alphas else (left,):
         for model, style in ((student, "-"), (reference, "--")):
             dense = pick(model, "dense", 0.0, "global", 1, 0.0)
             m, sd = float(dense["auc"]), float(np.nan_to_num(dense["auc_sd"]))
@@ -214,13 +215,14 @@ def slimming_curves(summary, student: str, reference: str, ratios, alphas, alpha
         left.errorbar([r * 100 for r in ratios], [r["auc"] for r in rows],
                       yerr=[np.nan_to_num(r["auc_sd"]) for r in rows], marker="o", ms=4, capsize=2, color=color,
                       label=label)
-    rows = [pick(student, "variant", 0.0, "global", 1, a) for a in alphas]
-    right.errorbar(list(alphas), [r["auc"] for r in rows], yerr=[np.nan_to_num(r["auc_sd"]) for r in rows],
-                   marker="o", ms=4, capsize=2, color="tab:orange", label=f"{student} + KD")
     left.set(xlabel="channels pruned (%)", ylabel="test AUC", title=f"{student}: Taylor pruning + fine-tuning")
-    right.set(xlabel="KD alpha (0 = no teacher)", ylabel="test AUC", title="distillation, unpruned")
     left.legend(fontsize=7, loc="lower left")
-    right.legend(fontsize=7, loc="lower left")
+    if alphas:  # the alpha sweep on the unpruned student (standard and paper)
+        rows = [pick(student, "variant", 0.0, "global", 1, a) for a in alphas]
+        right.errorbar(list(alphas), [r["auc"] for r in rows], yerr=[np.nan_to_num(r["auc_sd"]) for r in rows],
+                       marker="o", ms=4, capsize=2, color="tab:orange", label=f"{student} + KD")
+        right.set(xlabel="KD alpha (0 = no teacher)", ylabel="test AUC", title="distillation, unpruned")
+        right.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig
 

@@ -62,14 +62,20 @@ class Ticket:
     def level_dir(self, arm: str, level: int):
         return self.dense_run().dir / f"level_{level}_{arm}"
 
-    def jobs(self, arms=ARMS) -> list:
-        """The dense job, then every arm at every level (the arms' IMP runs included where a control needs them)."""
+    def levels(self, arm: str, control_levels=None) -> list:
+        """The levels `arm` runs at: IMP at every level (each prunes the one before), the other arms at
+        `control_levels` (None: every level)."""
+        every = range(1, len(self.sparsities) + 1)
+        return list(every) if arm == "imp" or control_levels is None else [lv for lv in every if lv in control_levels]
+
+    def jobs(self, arms=ARMS, control_levels=None) -> list:
+        """The dense job, then every arm at its levels (the IMP runs included where a control needs them)."""
         unknown = set(arms) - set(ARMS)
         if unknown:
             raise ValueError(f"unknown arm(s) {', '.join(sorted(unknown))}; expected {', '.join(ARMS)}")
         wanted = set(arms) | ({"imp"} if set(arms) & {"random_reinit", "random_mask"} else set())
         return [Dense(self)] + [Level(self, arm, level) for level in range(1, len(self.sparsities) + 1)
-                                for arm in ARMS if arm in wanted]
+                                for arm in ARMS if arm in wanted and level in self.levels(arm, control_levels)]
 
 
 def _need(folder, what: str):

@@ -165,6 +165,10 @@ def _build(info: ModelInfo, num_classes: int, pretrained: bool, input_size: int)
 
     if not pretrained:
         return _small_head(timm.create_model(info.timm_name, pretrained=False, num_classes=num_classes))
+    if name == "efficientnet_lite0":  # offline, from a pinned PyPI package (nets.lite0_imagenet), never the hub
+        from .lite0_imagenet import load_imagenet
+
+        return _small_head(load_imagenet(timm.create_model(info.timm_name, pretrained=False, num_classes=num_classes)))
     try:
         return _small_head(timm.create_model(info.timm_name, pretrained=True, num_classes=num_classes))
     except Exception as e:  # offline hub, missing cache entry, proxy errors: all the same to the user

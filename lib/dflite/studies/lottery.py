@@ -24,8 +24,8 @@ from ..experiments import lottery
 from ..nets.checkpoint import load_model
 from . import crop_store, dataset_roots, read_results
 
-__all__ = ["findings", "layer_sparsity", "levels_table", "mean_sd", "params_left", "recipes", "results_file", "run",
-           "sparse_cost", "summary", "ticket", "tickets", "verdicts"]
+__all__ = ["control_levels", "findings", "layer_sparsity", "levels_table", "mean_sd", "params_left", "recipes",
+           "results_file", "run", "sparse_cost", "summary", "ticket", "tickets", "verdicts"]
 
 
 def recipes(p: Profile) -> pd.DataFrame:
@@ -68,6 +68,20 @@ def label(dataset: str, kind: str) -> str:
     return kind if dataset == kind else f"{dataset}-{kind}"
 
 
+def control_levels(p: Profile):
+    """The levels the arms other than IMP run at: every level, or (controls = "claims") only those whose sparsity a
+    claim names (`at`): the runs between decide nothing, and their time buys seeds."""
+    study = p.lottery
+    if study.controls == "all":
+        return None
+    sparsities = schedule(study.schedule, study.levels)
+    levels = [i + 1 for i, s in enumerate(sparsities) if any(abs(s - a) < 1e-9 for a in study.at)]
+    if len(levels) != len(study.at):
+        raise ValueError(f"lottery.at {study.at} names sparsities the {study.schedule!r} schedule does not reach "
+                         f"({', '.join(f'{s:g}' for s in sparsities)})")
+    return tuple(levels)
+
+
 def ticket(p: Profile, model: str, kind: str, store, seed: int) -> lottery.Ticket:
     """The profile's ticket study of `model` on `store` (of `kind`) at `seed` (notebooks 03 and 05 share it)."""
     study = p.lottery
@@ -90,12 +104,12 @@ def tickets(p: Profile) -> list:
 def run(p: Profile, progress: bool = False) -> pd.DataFrame:
     """Train what is missing, then one row per run: model, dataset, arm, level, sparsity, seed, run, params_left,
     acc, bacc, auc, video_auc (test split). Writes results/tickets.csv."""
-    studies = tickets(p)
-    run_jobs([job for t in studies for job in t.jobs(p.lottery.arms)], p.workers, progress, "lottery runs")
+    studies, at = tickets(p), control_levels(p)
+    run_jobs([job for t in studies for job in t.jobs(p.lottery.arms, at)], p.workers, progress, "lottery runs")
     rows = []
     for t in studies:
         wanted = [lottery.Dense(t)] + [lottery.Level(t, arm, level) for level in range(1, len(t.sparsities) + 1)
-                                       for arm in p.lottery.arms]
+                                       for arm in p.lottery.arms if level in t.levels(arm, at)]
         rows += [job.row() for job in wanted]
     table = pd.DataFrame(rows)
     write_results(p.name, "tickets", table.set_index("model"))
@@ -161,6 +175,10 @@ def verdicts(p: Profile, table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"claim": Claim(f"(c) ResNet-18 at 80 % loses at most {study.within:g} AUC", -study.within),
                      "model": "resnet18", "values": [], "untestable": "ResNet-18 is not in this profile's study "
                                                                        "(the standard profile runs it)"})
+    if "meso4" not in set(table["model"]):
+        rows.append({"claim": Claim(f"(d) MesoNet at 80 % keeps >= {study.keeps:.0%} of dense balanced accuracy",
+                                    study.keeps, "bacc ratio"), "model": "meso4", "values": [],
+                     "untestable": "MesoNet is not in this profile's study (the standard profile runs it)"})
     out = judge(rows, p.evidence.alpha)
     write_results(p.name, "tickets_verdicts", out.set_index("claim"))
     return out

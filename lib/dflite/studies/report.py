@@ -23,9 +23,9 @@ from ..folders import write_json
 from . import baselines, gradcam, lottery, results_dir, structured, transfer, tuning, video
 
 # The results files a profile publishes, and the studies whose findings the README shows, in notebook order.
-PUBLISHED = ("baselines", "schedule_ablation", "leakage", "tickets", "tickets_verdicts", "structured",
-             "structured_verdicts", "deploy", "speed_goals", "transfer", "transfer_verdicts", "gradcam",
-             "gradcam_verdicts", "video")
+PUBLISHED = ("baselines", "schedule_ablation", "leakage", "imagenet_start", "imagenet_verdicts", "tickets",
+             "tickets_verdicts", "structured", "structured_verdicts", "deploy", "speed_goals", "transfer",
+             "transfer_verdicts", "gradcam", "gradcam_verdicts", "video")
 STUDIES = (baselines, lottery, structured, transfer, gradcam, video)
 START, END = "<!-- findings:{profile}:start -->", "<!-- findings:{profile}:end -->"
 
