@@ -138,11 +138,12 @@ class BaselineStudy:
 
 
 # The quick lottery study is CNN-5's, on notebook 02's recipe (the one that converges: its dense nets pass the
-# evidence floor on every seed, tests/test_results.py checks the published ones), at six seeds: the paired sd of IMP - one-shot measured on CNN-5 is 0.008-0.016 AUC, so six seeds
-# resolve a 0.02 difference. IMP runs every level (each prunes the one before); one-shot and the random controls
-# run only at the sparsities the claims name (controls = "claims"): 6 x 11 runs. Meso-4 is in the standard
-# profile's study: on notebook 02's recipe (96 px, 6 epochs) its 66 runs would take the whole quick budget, and
-# on a shorter recipe it did not learn on every seed (recipe_search.csv of the previous design).
+# evidence floor on every seed; tests/test_results.py checks the published ones), at six seeds: the paired sd of
+# IMP - one-shot measured on CNN-5 is 0.008-0.016 AUC, so six seeds resolve a 0.02 difference. IMP runs every level
+# (each prunes the one before); one-shot and the random controls run only at the sparsities the claims name
+# (controls = "claims"): 6 x 11 runs. Meso-4 is in the standard profile's study: on notebook 02's recipe (96 px,
+# 6 epochs) its 66 runs would take the whole quick budget, and on the shorter recipe of the previous design it did
+# not learn on every seed.
 QUICK_LOTTERY_SEEDS = (0, 1, 2, 3, 4, 5)
 
 
