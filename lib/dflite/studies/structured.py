@@ -266,11 +266,12 @@ def channels(p: Profile, table: pd.DataFrame, v: Variant) -> pd.DataFrame:
 # ---- deployment ------------------------------------------------------------------------------------------
 
 def final_models(p: Profile, table: pd.DataFrame) -> list:
-    """[(label, row)] of the final table: the dense reference and student, the KD student, the final variants
-    (the first seed's runs: latency does not depend on the seed)."""
+    """[(label, row)] of the final table: the dense reference and student, the KD student (where the profile runs
+    the alpha sweep), the final variants (the first seed's runs: latency does not depend on the seed)."""
     st = p.structured
     first = table[table.seed == st.seeds[0]]
-    picks = [(st.reference, None), (st.student, None), (st.student, Variant(0.0, alpha=st.alpha))]
+    picks = [(st.reference, None), (st.student, None)]
+    picks += [(st.student, Variant(0.0, alpha=st.alpha))] if st.alpha in st.alphas else []
     picks += [(st.student, v) for v in variants(p)["final"]]
     out = []
     for model, v in picks:
