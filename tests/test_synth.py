@@ -47,9 +47,13 @@ def test_splits_are_ffpp_pairs_with_no_identity_in_two_splits(tiny_set):
 
 
 def test_split_fractions_for_the_quick_profile():
-    cfg = override(TINY, identities=40)
-    sizes = {k: len(v) for k, v in split_pairs(0, cfg).items()}
-    assert sizes == {"train": 14, "val": 3, "test": 3}
+    """Quick's 96 identities (48 pairs) split 50/25/25: 24 test identities; standard keeps FF++'s 70/15/15."""
+    from dflite.config import resolve
+
+    sizes = {k: len(v) for k, v in split_pairs(0, resolve("quick").synth).items()}
+    assert sizes == {"train": 24, "val": 12, "test": 12}
+    sizes = {k: len(v) for k, v in split_pairs(0, resolve("standard").synth).items()}
+    assert sizes == {"train": 84, "val": 18, "test": 18}
 
 
 def test_openforensics_layout_is_coco(tiny_set):
