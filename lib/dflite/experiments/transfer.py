@@ -28,6 +28,12 @@ from .lottery import MASK, REWIND, Level, Ticket
 KINDS = ("ticket", "random_mask")
 
 
+def _recipe(cfg):
+    """A recipe apart from its images per epoch: the two datasets' ticket studies may draw different numbers
+    (studies.lottery.ticket gives them the same budget), everything else must match."""
+    return dataclasses.replace(cfg, epoch_size=0)
+
+
 @dataclass(frozen=True)
 class Carried:
     """A source ticket study's mask at `level` (or a random mask with its per-layer counts) trained on the
@@ -40,8 +46,9 @@ class Carried:
 
     def __post_init__(self):
         s, t = self.source, self.target
-        if (s.model, s.seed, s.cfg, s.rewind_epoch) != (t.model, t.seed, t.cfg, t.rewind_epoch):
-            raise ValueError("a ticket is carried between studies of the same model, seed, recipe and rewind epoch")
+        if (s.model, s.seed, _recipe(s.cfg), s.rewind_epoch) != (t.model, t.seed, _recipe(t.cfg), t.rewind_epoch):
+            raise ValueError("a ticket is carried between studies of the same model, seed, recipe (images per epoch "
+                             "aside) and rewind epoch")
         if self.kind not in KINDS:
             raise ValueError(f"unknown carried kind {self.kind!r}; expected {' or '.join(KINDS)}")
 

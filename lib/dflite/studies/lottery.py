@@ -16,7 +16,7 @@ from ..analysis.report import table as mdtable
 from ..analysis.stats import Claim, cells, judge, over_seeds, paired, per_seed, unlearned
 from ..compress.deploy import cpu_latency_ms, size_mb
 from ..compress.masks import Mask, schedule, sparse_size_mb
-from ..config import Profile
+from ..config import Profile, override
 from ..engine.jobs import run_jobs
 from ..engine.runs import results_path, write_results
 from ..engine.train import input_size
@@ -24,8 +24,8 @@ from ..experiments import lottery
 from ..nets.checkpoint import load_model
 from . import crop_store, dataset_roots, read_results
 
-__all__ = ["control_levels", "findings", "layer_sparsity", "levels_table", "mean_sd", "params_left", "recipes",
-           "results_file", "run", "sparse_cost", "summary", "ticket", "tickets", "verdicts"]
+__all__ = ["control_levels", "ffpp_train_images", "findings", "layer_sparsity", "levels_table", "mean_sd",
+           "params_left", "recipes", "results_file", "run", "sparse_cost", "summary", "ticket", "tickets", "verdicts"]
 
 
 def recipes(p: Profile) -> pd.DataFrame:
@@ -85,9 +85,22 @@ def control_levels(p: Profile):
 def ticket(p: Profile, model: str, kind: str, store, seed: int) -> lottery.Ticket:
     """The profile's ticket study of `model` on `store` (of `kind`) at `seed` (notebooks 03 and 05 share it)."""
     study = p.lottery
-    return lottery.Ticket(p.name, model, label(p.dataset, kind), store.ref(), p.lottery_recipe(model), seed,
+    cfg = p.lottery_recipe(model)
+    if kind != "ffpp" and not cfg.epoch_size:
+        cfg = override(cfg, epoch_size=ffpp_train_images(p))
+    return lottery.Ticket(p.name, model, label(p.dataset, kind), store.ref(), cfg, seed,
                           schedule(study.schedule, study.levels), study.scope, study.prune_classifier,
                           study.rewind_epoch, study.schedule)
+
+
+def ffpp_train_images(p: Profile) -> int:
+    """Images per epoch of a ticket study on another dataset: FF++'s train split, so that a ticket carried
+    between the datasets (notebook 05) and the target's own are trained on the same budget. An epoch of the
+    recipe is one pass over the train split; OpenForensics' split is the smaller one (synthetic: about a fifth),
+    and its dense CNN-5 did not learn on a quarter of FF++'s images. 0 (the own split) when there is no FF++."""
+    if dataset_roots(p).get("ffpp") is None:
+        return 0
+    return int((crop_store(p, kind="ffpp").index["split"] == "train").sum())
 
 
 def tickets(p: Profile) -> list:

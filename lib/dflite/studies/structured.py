@@ -52,11 +52,17 @@ IDS = ["model", "arm", "ratio", "scope", "steps", "alpha", "match"]
 
 def study(p: Profile, store, seed: int) -> slim.Slimming:
     st = p.structured
-    models = dict.fromkeys((st.reference, st.student, st.teacher))
-    recipes_ = {m: p.recipe(m) for m in models}
+    recipes_ = {m: p.recipe(m) for m in _models(st, seed)}
     finetune = override(recipes_[st.student], **st.finetune)
     return slim.Slimming(p.name, p.dataset, store.ref(), seed, st.student, recipes_, finetune, st.teacher,
                          st.temperature, st.calib_batches, st.max_layer_ratio, st.round_to, st.kd_from)
+
+
+def _models(st, seed: int) -> tuple:
+    """The dense nets a seed's study holds: student and teacher at every seed, the reference at the first only
+    (its latency and AUC are read at the first seed, final_models: further seeds of it would decide nothing)."""
+    keep = (st.reference,) if seed == st.seeds[0] else ()
+    return tuple(dict.fromkeys((*keep, st.student, st.teacher)))
 
 
 def variants(p: Profile) -> dict:
@@ -98,7 +104,7 @@ def run(p: Profile, progress: bool = False) -> pd.DataFrame:
     run_jobs([job for s in studies for job in s.jobs(wanted)], p.workers, progress, "structured runs")
     rows = []
     for s in studies:
-        for model in dict.fromkeys((st.reference, st.student, st.teacher)):
+        for model in _models(st, s.seed):
             rows.append({**slim.dense_row(s, model), "role": _role(st, model)})
         rows += [{**slim.Step(s, v, v.steps).row(), "role": "student"} for v in wanted]
     table = pd.DataFrame(rows)
