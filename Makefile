@@ -1,17 +1,19 @@
 # dflite: `make` lists the targets. Every target sets up .venv itself (idempotent, quick when done).
 PROFILE ?= quick
 DATA_ROOT ?=
+OVERRIDES ?=
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock reproduce test results demo browser-test lab notebooks bench clean-runs
+.PHONY: help setup lock reproduce test smoke results demo browser-test lab notebooks bench clean-runs
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  (PROFILE=quick|standard|paper for reproduce; default quick; DATA_ROOT=/path/to/FaceForensics++ with paper)"
+	@echo "  (PROFILE=quick|standard|paper for reproduce; default quick; DATA_ROOT=/path/to/FaceForensics++ with paper;"
+	@echo "   OVERRIDES=file.yaml changes the profile's settings, e.g. tests/paper_smoke.yaml)"
 
 setup: $(STAMP) ## create .venv and install dflite editable with dev tools and the demo, at the locked versions
 $(STAMP): pyproject.toml requirements.lock
@@ -28,12 +30,15 @@ lock: ## re-resolve pyproject.toml in a scratch venv and write requirements.lock
 	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
 reproduce: setup ## run every notebook in order with papermill (PROFILE=quick by default)
-	$(VENV)/bin/dflite reproduce --profile $(PROFILE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	$(VENV)/bin/dflite reproduce --profile $(PROFILE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(OVERRIDES),--overrides $(OVERRIDES))
 
 test: setup ## lint, unit tests, then nbval over the committed notebooks
 	$(VENV)/bin/ruff check lib tests benchmarks
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=1800 notebooks/
+
+smoke: setup ## the paper profile end to end on tiny budgets (tests/test_paper_smoke.py; about 9 min, not in CI)
+	DFLITE_PAPER_SMOKE=1 $(PY) -m pytest tests/test_paper_smoke.py --timeout=1800
 
 results: setup ## publish this machine's results of PROFILE into results/<profile>/ and rewrite the README findings
 	$(VENV)/bin/dflite results --profile $(PROFILE) --publish

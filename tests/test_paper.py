@@ -29,7 +29,7 @@ def real_root(tmp_path_factory):
 def test_paper_profile_inspects_extracts_and_trains_on_a_real_root(real_root):
     assert inspect_ffpp(real_root)["videos"].loc["Deepfakes", "c23"] == 6
     paper = resolve("paper", dataset="ffpp", data_root=str(real_root), workers=1)
-    store = crop_store(paper)  # capstone sampling, 256 px crops
+    store = crop_store(paper)  # capstone sampling, 299 px crops (Xception's input)
     assert store.kind == "ffpp" and not store.synthetic and len(store.index) > 20
     assert store.root.parent.name == "paper" and store.root.name.startswith("ffpp_")
     assert set(store.index["split"]) == {"train", "val", "test"}

@@ -62,3 +62,18 @@ def test_held_out_method_leaves_training_and_is_scored_alone(train_store):
     jobs[0].train()
     scored = score_run(jobs[0].run().dir, only)
     assert scored["n"] == int((only.index["split"] == "test").sum()) and 0 <= scored["auc"] <= 1
+
+
+def test_one_dataset_tables_say_what_they_lack_instead_of_failing():
+    """A real FF++-only root (the paper smoke run found it): its own tickets and held-out runs, nothing carried."""
+    import pandas as pd
+    from dflite.studies.transfer import COLUMNS, carried, heldout_table
+
+    rows = [{"model": "cnn5", "source": "ffpp", "target": "ffpp", "kind": k, "method": m, "sparsity": sp, "seed": s,
+             "auc": 0.9, "acc": 0.8, "bacc": 0.8, "n": 10, "run": "r"}
+            for s in (0, 1) for k, m, sp in (("dense", "", 0.0), ("ticket", "", 0.8), ("heldout", "Deepfakes", 0.0))]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    assert "note" in carried(table)
+    held = heldout_table(table)
+    assert list(held.columns[:3]) == ["seen", "heldout", "gap"] and held["seen"].isna().all()
+    assert held.loc[("cnn5", "Deepfakes"), "heldout"] == 0.9 and held.loc[("cnn5", "Deepfakes"), "seeds"] == 2

@@ -34,11 +34,16 @@ def _reproduce(args) -> int:
 
     only = args.only.split(",") if args.only else None
     if args.refresh:
+        if args.data_root or args.overrides:
+            print("error: --refresh re-executes the committed notebooks with their own (quick) defaults; it takes "
+                  "no --data-root or --overrides", file=sys.stderr)
+            return 2
         reproduce.refresh(only)
     else:
         try:
-            reproduce.run(args.profile, only, data_root=args.data_root)
-        except ValueError as e:  # a data root the notebooks would not read, an unknown notebook or profile
+            reproduce.run(args.profile, only, data_root=args.data_root, overrides=args.overrides)
+        except ValueError as e:  # a data root the notebooks would not read, an unknown notebook or profile,
+            # an override file that does not exist or does not fit the profile
             print(f"error: {e}", file=sys.stderr)
             return 2
     return 0
@@ -226,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="profile (default: quick)")
     r.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,01")
     r.add_argument("--data-root", help="real dataset root for every notebook (overrides the profile file's data_root)")
+    r.add_argument("--overrides", help="YAML file of profile changes every notebook applies (e.g. smaller budgets: "
+                                       "tests/paper_smoke.yaml); runs under its own name in data/runs/")
     r.add_argument("--refresh", action="store_true",
                    help="re-execute the committed notebooks in place (quick defaults) to refresh stored outputs")
     r.set_defaults(func=_reproduce)

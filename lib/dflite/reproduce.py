@@ -36,16 +36,22 @@ def parameters_for(profile: str, stem: str) -> dict:
     return {"profile": profile, **(table.get("all") or {}), **(table.get(stem) or {})}
 
 
-def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, data_root=None) -> list:
+def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, data_root=None,
+        overrides=None) -> list:
     """Execute the notebooks; stop at the first failure with the failing cell's error and the notebook path.
 
-    `data_root` replaces every notebook's data_root (made absolute: notebooks run in notebooks/)."""
+    `data_root` replaces every notebook's data_root (made absolute: notebooks run in notebooks/). `overrides`
+    names a YAML file of profile changes (config.read_overrides) every notebook applies; the changed profile
+    runs under its own name (data/runs/<name>/)."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    from .config import read_overrides
+
     if data_root:
         check_data_root(profile, notebooks(only), data_root)
-    out_dir = Path(out_dir or paths.runs_dir(profile) / "notebooks")
+    name = read_overrides(overrides, profile)["name"] if overrides else profile
+    out_dir = Path(out_dir or paths.runs_dir(name) / "notebooks")
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
     for nb in notebooks(only):
@@ -53,7 +59,9 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, 
         params = parameters_for(profile, nb.stem)
         if data_root:
             params["data_root"] = str(Path(data_root).resolve())
-        print(f"[{profile}] {nb.stem} -> {paths.show(target)}", flush=True)
+        if overrides:
+            params["overrides"] = str(Path(overrides).resolve())
+        print(f"[{name}] {nb.stem} -> {paths.show(target)}", flush=True)
         try:
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(paths.NOTEBOOKS),
                                 progress_bar=progress, kernel_name="python3")
@@ -63,7 +71,7 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, 
             print(f"executed notebook: {paths.show(target)}", file=sys.stderr)
             raise SystemExit(1) from None
         done.append(target)
-        record_time(profile, target)
+        record_time(name, target)
     return done
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..config import METHODS
 from ..data.sources import ffpp
-from ..data.video import read_frames
+from ..data.video import frame_count, read_frames
 
 # Figures of video frames are photographs to PNG: at the default 100 dpi one takes 300-600 kB of
 # base64 in a stored notebook. 60 dpi keeps them readable and under ~150 kB.
@@ -18,9 +18,12 @@ FRAME_DPI = 60
 
 
 def method_grid(ffpp_root, target: str, compression: str = "c23", frame: int = 0, methods=METHODS):
-    """One real frame beside each method's fake of the same frame, masks underneath."""
+    """One real frame beside each method's fake of the same frame, masks underneath (the last frame where a
+    video is shorter than `frame`)."""
     root = Path(ffpp_root)
-    real = read_frames(ffpp.real_dir(root, compression) / f"{target}.mp4", [frame])[0]
+    real_path = ffpp.real_dir(root, compression) / f"{target}.mp4"
+    frame = min(frame, max(frame_count(real_path) - 1, 0))
+    real = read_frames(real_path, [frame])[0]
     fig, axes = plt.subplots(2, len(methods) + 1, figsize=(2.1 * (len(methods) + 1), 4.4), dpi=FRAME_DPI)
     axes[0, 0].imshow(real[..., ::-1])
     axes[0, 0].set_title("original", fontsize=9)

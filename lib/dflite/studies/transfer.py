@@ -78,8 +78,10 @@ def run(p: Profile, progress: bool = False) -> pd.DataFrame:
     study = p.transfer
     stores = _stores(p)
     both = all(kind in stores for kind in KINDS)
+    # Each dataset's ticket studies (notebook 03's, shared) whether or not the other dataset is there: a real
+    # FF++-only root still gets its dense and ticket rows and the held-out runs' "seen" comparison.
     studies = {(kind, model, s): ticket(p, model, kind, stores[kind], s)
-               for kind in KINDS for model in study.models for s in study.seeds} if both else {}
+               for kind in KINDS if kind in stores for model in study.models for s in study.seeds}
     pairs = [(studies[(a, model, s)], studies[(b, model, s)])
              for a, b in (KINDS, KINDS[::-1]) for model in study.models for s in study.seeds] if both else []
     ffpp = label(p.dataset, "ffpp")
@@ -164,7 +166,7 @@ def carried(table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """Ticket transfer: per model, source -> target and sparsity, mean ± sd over seeds of the carried
     ticket, the random mask, the ticket found on the target, and the target's dense net."""
     pruned = table[table.kind.isin(["ticket", "random_mask"])].copy()
-    if pruned.empty:
+    if not (pruned.source != pruned.target).any():  # one dataset: its own tickets, none carried
         return pd.DataFrame({"note": ["no ticket transfer on this dataset (see transfer.missing)"]})
     pruned["arm"] = pruned.kind.map({"ticket": "carried ticket", "random_mask": "random mask"})
     pruned.loc[pruned.source == pruned.target, "arm"] = "found on target"
@@ -248,7 +250,7 @@ def heldout_table(table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     if part.empty:
         return pd.DataFrame({"note": ["no held-out-method runs on this dataset (they need FF++)"]})
     stats = part.groupby(["model", "method", "kind"], sort=False)[metric].mean().unstack("kind")
-    stats = stats[["seen", "heldout"]]
+    stats = stats.reindex(columns=["seen", "heldout"])  # "seen" is absent where no FF++ ticket study ran
     stats["gap"] = stats["seen"] - stats["heldout"]
     stats["seeds"] = part[part.kind == "heldout"].groupby(["model", "method"])["seed"].nunique()
     return stats.round(3)
