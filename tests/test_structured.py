@@ -324,3 +324,26 @@ def test_the_recovery_curve_reads_each_fine_tuning_epoch_and_the_last_gain(tmp_p
     row = out.loc["global 20% 1-shot"]
     assert row["512 images"] == pytest.approx(0.85) and row["1536 images"] == pytest.approx(0.90)
     assert row["last gain"] == pytest.approx(0.01) and row["dense student"] == pytest.approx(0.97)
+
+
+def test_final_models_at_a_later_seed_leave_out_the_first_seed_only_reference():
+    """Notebook 06 explains every seed of the student and its final variants; B0 trained at the first seed only."""
+    import pandas as pd
+    from dflite.config import resolve
+    from dflite.studies.structured import final_models, variants
+
+    p = resolve("quick")
+    st = p.structured
+    dense = Variant().settings()
+    rows = [{"model": st.reference, "arm": "dense", **dense, "seed": st.seeds[0], "run": "b0"}]
+    for s in st.seeds:
+        rows.append({"model": st.student, "arm": "dense", **dense, "seed": s, "run": f"dense{s}"})
+        rows += [{"model": st.student, "arm": "variant", **v.settings(), "seed": s, "run": f"{v.alpha}/{s}"}
+                 for v in variants(p)["final"]]
+    table = pd.DataFrame(rows)
+    first = final_models(p, table)
+    assert [r.run for _, r in first] == ["b0", "dense0", "0.0/0", "0.25/0"]
+    later = final_models(p, table, seed=st.seeds[-1])
+    assert [r.run for _, r in later] == [f"dense{st.seeds[-1]}", f"0.0/{st.seeds[-1]}", f"0.25/{st.seeds[-1]}"]
+    with pytest.raises(IndexError):  # a student missing at a seed is an error, not a silent gap
+        final_models(p, table[table.run != "dense1"], seed=1)

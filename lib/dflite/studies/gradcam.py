@@ -72,7 +72,10 @@ def models(p: Profile) -> pd.DataFrame:
     for r in pick.itertuples():
         rows.append({"study": "lottery", "model": r.model, "arm": r.arm, "sparsity": float(r.sparsity),
                      **Variant().settings(), "seed": int(r.seed), "run": r.run})
-    for _, row in final_models(p, _read(structured_file(p), "04").fillna({"match": ""})):
+    structured = _read(structured_file(p), "04").fillna({"match": ""})
+    # Every seed of the student and its final variants (the claims pair them per seed); the reference, first only.
+    finals = [row for s in p.structured.seeds for _, row in final_models(p, structured, seed=s)]
+    for row in finals:
         if row["arm"] != "dense" and row["ratio"] == 0:
             continue  # the unpruned distilled student: not a compression of the dense net
         rows.append({"study": "structured", "model": row["model"], "arm": row["arm"], "sparsity": 0.0,
@@ -94,6 +97,7 @@ def grid_columns(p: Profile) -> dict:
     seed = int(mine.seed.min())
     last = mine[mine.arm == "imp"]["sparsity"].max()
     slimmed = found[found.study == "structured"]
+    slimmed = slimmed[slimmed.seed == slimmed.seed.min()]
     final = slimmed[slimmed.arm != "dense"].iloc[-1]
     short = final.model.replace("efficientnet_", "")
     pruned = f"{short} {final.ratio:.0%}" + (" + KD" if final.alpha else "")
