@@ -237,8 +237,10 @@ def verdicts(p: Profile, table: pd.DataFrame) -> pd.DataFrame:
         found = gate.get((r["study"], r["model"]), "not testable: no dense net")
         if found.startswith("not testable: "):
             r["untestable"] = found.removeprefix("not testable: ")
-        elif found != "holds":
+        elif found == "does not hold":
             r["untestable"] = "its dense net does not look at the manipulated region beyond the baselines"
+        elif found != "holds":  # inconclusive: no focus shown, so none to keep (and no claim that there is none)
+            r["untestable"] = "its dense net is not shown to look at the manipulated region beyond the baselines"
     out = pd.concat([first, judge(keep_rows, alpha / 2)], ignore_index=True)
     write_results(p.name, "gradcam_verdicts", out.set_index("claim"))
     return out
