@@ -88,3 +88,7 @@ def test_a_bad_override_file_is_refused_naming_it(tmp_path):
     bad.write_text("lottery: {seeds: 3}\n")
     with pytest.raises(ValueError, match="LotteryStudy.seeds must be tuple"):
         resolve("paper", str(bad))
+    # `dflite reproduce --overrides` refuses it before any notebook runs.
+    with pytest.raises(ValueError, match="LotteryStudy.seeds must be tuple"):
+        reproduce.run("paper", out_dir=tmp_path / "never", overrides=str(bad))
+    assert not (tmp_path / "never").exists()

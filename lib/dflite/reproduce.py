@@ -46,11 +46,12 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, 
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    from .config import read_overrides
+    from .config import resolve
 
     if data_root:
         check_data_root(profile, notebooks(only), data_root)
-    name = read_overrides(overrides, profile)["name"] if overrides else profile
+    # The whole override file is checked here, before any notebook runs (a bad key fails now, not in notebook 00).
+    name = resolve(profile, overrides or "").name
     out_dir = Path(out_dir or paths.runs_dir(name) / "notebooks")
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []

@@ -274,19 +274,17 @@ def channels(p: Profile, table: pd.DataFrame, v: Variant) -> pd.DataFrame:
 def final_models(p: Profile, table: pd.DataFrame, seed: int | None = None) -> list:
     """[(label, row)] of the final table: the dense reference and student, the KD student (where the profile runs
     the alpha sweep), the final variants; at `seed`, by default the first (latency does not depend on the seed).
-    At a later seed the reference is left out where it trained at the first seed only."""
+    The reference only where the seed's study trains it (_models: the first seed)."""
     st = p.structured
     seed = st.seeds[0] if seed is None else seed
     at = table[table.seed == seed]
-    picks = [(st.reference, None), (st.student, None)]
+    picks = [(m, None) for m in (st.reference, st.student) if m in _models(st, seed)]
     picks += [(st.student, Variant(0.0, alpha=st.alpha))] if st.alpha in st.alphas else []
     picks += [(st.student, v) for v in variants(p)["final"]]
     out = []
     for model, v in picks:
-        rows = _select(at, model, v)
-        if rows.empty and model == st.reference and seed != st.seeds[0]:
-            continue
-        out.append((model if v is None else f"{model} {labels.variant(**v.settings())}", rows.iloc[0]))
+        row = _select(at, model, v).iloc[0]
+        out.append((model if v is None else f"{model} {labels.variant(**v.settings())}", row))
     return out
 
 
