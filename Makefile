@@ -32,12 +32,12 @@ lock: ## re-resolve pyproject.toml in a scratch venv and write requirements.lock
 reproduce: setup ## run every notebook in order with papermill (PROFILE=quick by default)
 	$(VENV)/bin/dflite reproduce --profile $(PROFILE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(OVERRIDES),--overrides $(OVERRIDES))
 
-test: setup ## lint, unit tests, then nbval over the committed notebooks
+test: setup ## lint, unit tests (with the paper smoke run), then nbval over the committed notebooks
 	$(VENV)/bin/ruff check lib tests benchmarks
-	$(PY) -m pytest tests
+	DFLITE_PAPER_SMOKE=1 $(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=1800 notebooks/
 
-smoke: setup ## the paper profile end to end on tiny budgets (tests/test_paper_smoke.py; about 9 min, not in CI)
+smoke: setup ## only the paper profile end to end on tiny budgets (tests/test_paper_smoke.py; about 6 min; in make test)
 	DFLITE_PAPER_SMOKE=1 $(PY) -m pytest tests/test_paper_smoke.py --timeout=1800
 
 results: setup ## publish this machine's results of PROFILE into results/<profile>/ and rewrite the README findings

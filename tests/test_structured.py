@@ -3,6 +3,7 @@ pruned net, the KD loss, ONNX export and int8, and a tiny study of slimming runs
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -158,6 +159,28 @@ def test_calibration_batches_are_balanced_and_repeatable(train_store):
     assert len(batches) == 2 and all(int(y.sum()) == 4 for _, y in batches)
     again = calibration_batches(data, 8, 2, seed=1)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
+
+
+class _FewReals:
+    """A split with 3 real and 9 fake crops (the crop dataset's interface: labels, root, batches)."""
+
+    root = Path("crops/tiny")
+    labels = np.array([0, 0, 0] + [1] * 9)
+
+    def batches(self, batch_size, order):
+        for start in range(0, len(order), batch_size):
+            idx = torch.tensor(order[start:start + batch_size])
+            yield torch.zeros(len(idx), 3, 8, 8, dtype=torch.uint8), torch.tensor(self.labels[idx]), idx
+
+
+def test_a_split_with_fewer_reals_than_half_a_batch_still_calibrates_on_one_balanced_batch():
+    # ONNX Runtime's int8 calibration fails on no batch ("No data is collected"): the paper smoke run found it.
+    batches = calibration_batches(_FewReals(), 16, 4)
+    assert len(batches) == 1 and batches[0][1].tolist() == [0, 0, 0, 1, 1, 1]
+    none = _FewReals()
+    none.labels = np.ones(12, dtype=int)
+    with pytest.raises(ValueError, match="needs real and fake crops.*crops/tiny has 0 real and 12 fake"):
+        calibration_batches(none, 16, 4)
 
 
 def test_a_history_that_does_not_fit_is_refused(tmp_path):

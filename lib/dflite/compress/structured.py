@@ -33,6 +33,7 @@ each importance pass (a stale gradient would rank channels by the previous step'
 from __future__ import annotations
 
 import copy
+import functools
 import heapq
 import math
 
@@ -40,6 +41,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import paths
 from ..nets.checkpoint import layer_shapes
 from ..nets.models import count_parameters, create_model, model_info
 
@@ -227,18 +229,34 @@ def thinnest(model: nn.Module, dense: nn.Module) -> dict:
     return {"layer": name, **pruned.loc[name].to_dict()}
 
 
-def removed(model: nn.Module, input_px: int) -> dict:
+@functools.lru_cache(maxsize=8)
+def dense_reference(name: str, num_classes: int, input_size: int) -> tuple:
+    """(dense registry net, the names of its prunable root layers) that a pruned net of this spec came from.
+    Built once per architecture: a study's table asks for it once per row. Read it, never change it."""
+    dense = create_model(name, num_classes=num_classes, input_size=input_size)
+    return dense, tuple(dependency_groups(dense)[1])
+
+
+@functools.lru_cache(maxsize=16)
+def _dense_macs(name: str, num_classes: int, input_size: int, input_px: int) -> int:
+    from .deploy import count_macs
+
+    return count_macs(dense_reference(name, num_classes, input_size)[0], input_px)
+
+
+def removed(model: nn.Module, input_px: int, macs: int | None = None) -> dict:
     """What pruning took from a net against its dense registry net: the shares of prunable channels,
-    parameters and MACs removed."""
+    parameters and MACs removed (`macs`: the net's own at input_px, when the caller has counted them)."""
     from .deploy import count_macs
 
     spec = model.dflite_spec
-    dense = create_model(spec["name"], num_classes=spec.get("num_classes", 1), input_size=spec["input_size"])
-    roots = list(dependency_groups(dense)[1])  # the layers pruning targets count (coupled layers follow them)
-    kept = channels_kept(model, dense).loc[roots]
+    key = (spec["name"], spec.get("num_classes", 1), spec["input_size"])
+    dense, roots = dense_reference(*key)
+    kept = channels_kept(model, dense).loc[list(roots)]  # the layers pruning targets (coupled layers follow them)
+    macs = count_macs(model, input_px) if macs is None else macs
     return {"channels_removed": round(float(1 - kept["kept"].sum() / kept["dense"].sum()), 4),
             "params_removed": round(1 - count_parameters(model) / count_parameters(dense), 4),
-            "macs_removed": round(1 - count_macs(model, input_px) / count_macs(dense, input_px), 4)}
+            "macs_removed": round(1 - macs / _dense_macs(*key, input_px), 4)}
 
 
 def calibration_batches(dataset, batch_size: int, count: int, seed: int = 0, balanced: bool = True) -> list:
@@ -253,10 +271,18 @@ def calibration_batches(dataset, batch_size: int, count: int, seed: int = 0, bal
         real, fake = (torch.nonzero(labels == c).flatten() for c in (0, 1))
         real, fake = real[torch.randperm(len(real), generator=g)], fake[torch.randperm(len(fake), generator=g)]
         half = batch_size // 2
-        n = min(count, len(real) // max(half, 1), len(fake) // max(batch_size - half, 1))
+        rest = batch_size - half
+        n = min(count, len(real) // max(half, 1), len(fake) // max(rest, 1))
+        if n == 0 and count > 0:
+            # Fewer real (or fake) crops than half a batch, e.g. a small real-data split: one smaller balanced
+            # batch rather than none (ONNX Runtime's calibration fails on no batch with "No data is collected").
+            half = rest = min(len(real), len(fake), half)
+            if half == 0:
+                raise ValueError(f"calibration needs real and fake crops; split of {paths.show(dataset.root)} "
+                                 f"has {len(real)} real and {len(fake)} fake")
+            n, batch_size = 1, 2 * half
         order = []
         for b in range(n):
-            rest = batch_size - half
             order += real[b * half:(b + 1) * half].tolist() + fake[b * rest:(b + 1) * rest].tolist()
     else:
         order = torch.randperm(len(dataset), generator=g)[: batch_size * count].tolist()

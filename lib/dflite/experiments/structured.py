@@ -24,14 +24,22 @@ import torch
 from .. import paths
 from ..compress.deploy import count_macs, size_mb
 from ..compress.distill import Distiller
-from ..compress.structured import SCOPES, calibration_batches, prune_step, removed, step_targets, thinnest
+from ..compress.structured import (
+    SCOPES,
+    calibration_batches,
+    dense_reference,
+    prune_step,
+    removed,
+    step_targets,
+    thinnest,
+)
 from ..config import TrainConfig, override
 from ..data.loader import split_dataset
 from ..data.store import StoreRef
 from ..engine.runs import FINISHED, Run, train_run
 from ..engine.train import Hooks, RunResult, fit, input_size, read_result, seeded_model
 from ..nets.checkpoint import load_model, save_model
-from ..nets.models import count_parameters, create_model
+from ..nets.models import count_parameters
 from .dense import Dense, relative
 
 PRUNED = "pruned.safetensors"
@@ -114,12 +122,14 @@ def _best(run: Run, what: str):
     return load_model(run.path("best.safetensors"))[0]
 
 
-def cost(model, input_px: int) -> dict:
-    """What a slimmed net costs: parameters, MB, MMACs, and the layer pruning cut hardest."""
-    thin = thinnest(model, create_model(model.dflite_spec["name"], input_size=input_px))
+def cost(model, input_px: int, macs: int | None = None) -> dict:
+    """What a slimmed net costs: parameters, MB, MMACs, and the layer pruning cut hardest (`macs`: counted by
+    the caller at input_px)."""
+    spec = model.dflite_spec
+    thin = thinnest(model, dense_reference(spec["name"], spec.get("num_classes", 1), spec["input_size"])[0])
+    macs = count_macs(model, input_px) if macs is None else macs
     return {"params": count_parameters(model), "size_mb": round(size_mb(model), 3),
-            "mmacs": round(count_macs(model, input_px) / 1e6, 2), "thinnest_layer": thin["layer"],
-            "thinnest_share": thin["share"]}
+            "mmacs": round(macs / 1e6, 2), "thinnest_layer": thin["layer"], "thinnest_share": thin["share"]}
 
 
 def row(s: Slimming, model: str, arm: str, v: Variant, run: Run) -> dict:
@@ -128,9 +138,10 @@ def row(s: Slimming, model: str, arm: str, v: Variant, run: Run) -> dict:
     result = read_result(run)
     net = load_model(run.path("best.safetensors"))[0]
     per_method = {k: v for k, v in result.metrics.items() if k.startswith("acc_")}
+    macs = count_macs(net, result.input_size)
     return {"model": model, "arm": arm, **v.settings(), "seed": s.seed, "input_px": result.input_size,
             "run": relative(s.profile, run), **{k: result.metrics[k] for k in METRICS}, **per_method,
-            **cost(net, result.input_size), **removed(net, result.input_size)}
+            **cost(net, result.input_size, macs), **removed(net, result.input_size, macs)}
 
 
 def dense_row(s: Slimming, model: str) -> dict:
