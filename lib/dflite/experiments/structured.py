@@ -122,12 +122,11 @@ def _best(run: Run, what: str):
     return load_model(run.path("best.safetensors"))[0]
 
 
-def cost(model, input_px: int, macs: int | None = None) -> dict:
-    """What a slimmed net costs: parameters, MB, MMACs, and the layer pruning cut hardest (`macs`: counted by
-    the caller at input_px)."""
+def cost(model, macs: int) -> dict:
+    """What a slimmed net costs: parameters, MB, MMACs (`macs`, counted by the caller) and the layer pruning cut
+    hardest."""
     spec = model.dflite_spec
     thin = thinnest(model, dense_reference(spec["name"], spec.get("num_classes", 1), spec["input_size"])[0])
-    macs = count_macs(model, input_px) if macs is None else macs
     return {"params": count_parameters(model), "size_mb": round(size_mb(model), 3),
             "mmacs": round(macs / 1e6, 2), "thinnest_layer": thin["layer"], "thinnest_share": thin["share"]}
 
@@ -141,7 +140,7 @@ def row(s: Slimming, model: str, arm: str, v: Variant, run: Run) -> dict:
     macs = count_macs(net, result.input_size)
     return {"model": model, "arm": arm, **v.settings(), "seed": s.seed, "input_px": result.input_size,
             "run": relative(s.profile, run), **{k: result.metrics[k] for k in METRICS}, **per_method,
-            **cost(net, result.input_size, macs), **removed(net, result.input_size, macs)}
+            **cost(net, macs), **removed(net, result.input_size, macs)}
 
 
 def dense_row(s: Slimming, model: str) -> dict:
