@@ -40,3 +40,18 @@ def test_inspect_wrong_root(tmp_path, capsys):
 def test_unknown_profile_is_rejected():
     with pytest.raises(SystemExit):
         cli.main(["synth", "--profile", "huge"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["synth", "--workers", "0"], ["synth", "--seed", "-1"],
+    ["extract", "--dataset", "ffpp", "--root", ".", "--frames", "0"],
+    ["extract", "--dataset", "ffpp", "--root", ".", "--size", "2"],
+    ["extract", "--dataset", "ffpp", "--root", ".", "--workers", "zero"],
+    ["train", "--store", ".", "--model", "cnn5", "--epochs", "0"],
+    ["train", "--store", ".", "--model", "cnn5", "--threads", "0"],
+    ["demo", "--max-mb", "0"], ["demo", "--port", "0"]])
+def test_a_number_out_of_range_is_refused_by_its_option(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    option = next(a for a in argv if a.startswith("--") and argv.index(a) == len(argv) - 2)
+    assert exit_.value.code == 2 and f"argument {option}" in capsys.readouterr().err

@@ -95,3 +95,102 @@ def test_the_cli_exit_codes(weights, tiny_set, tmp_path, capsys):
                                              .glob("*.mp4")))[0])
     assert main(["detect", str(image), "--weights", str(weights), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     assert "not a detector for real-world videos" in capsys.readouterr().err
+
+
+def test_the_rule_refuses_values_outside_their_range():
+    for bad in ({"threshold": 1.5}, {"threshold": -0.1}, {"share": 2}, {"share": 0}, {"min_frames": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            detect.Rule(**bad)
+
+
+def test_an_image_scores_its_face_and_a_video_needs_enough_face_frames():
+    image = detect.media_verdict("image", [0.52], 1)
+    assert image == {"verdict": "FAKE", "score": 0.52}                # not a share of one frame (0 or 1)
+    assert detect.media_verdict("image", [0.3], 1)["score"] == 0.3
+    few = detect.media_verdict("video", [0.9, 0.9], 16)               # 2 face frames of 16: no verdict
+    assert few["verdict"] == "no face found" and few["score"] is None and "2 of 16" in few["reason"]
+    assert detect.media_verdict("video", [0.9, 0.9], 16, detect.Rule(min_frames=2))["verdict"] == "FAKE"
+    assert detect.media_verdict("video", [0.9, 0.1, 0.9], 3)["verdict"] == "FAKE"   # all it sampled is enough
+
+
+def _folder_of_copies(tiny_set, folder, n=2):
+    video = next((tiny_set.ffpp_root / "original_sequences/youtube/c23/videos").glob("*.mp4")).read_bytes()
+    folder.mkdir(parents=True)
+    for i in range(n):
+        (folder / f"{i:03d}.mp4").write_bytes(video)
+    return folder
+
+
+def test_reports_inside_the_input_folder_are_never_scored_and_force_overwrites(weights, tiny_set, tmp_path):
+    src = _folder_of_copies(tiny_set, tmp_path / "in")
+    detector = detect.load_detector(weights=str(weights), extract=CFG)
+    first = detect.detect_all([src], detector, src / "reports", progress=False)
+    again = detect.detect_all([src], detector, src / "reports", progress=False)   # its annotated mp4s lie in src
+    assert [r["input"] for r in first] == [r["input"] for r in again] == ["000.mp4", "001.mp4"]
+    with pytest.raises(ValueError, match="--force"):
+        detect.detect_all([src], detector, src / "reports", rule=detect.Rule(threshold=0.3), progress=False)
+    redone = detect.detect_all([src], detector, src / "reports", rule=detect.Rule(threshold=0.3), progress=False,
+                               force=True)
+    assert all(r["rule"]["threshold"] == 0.3 and r["settings"]["rule"]["threshold"] == 0.3 for r in redone)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no videos .* or images"):
+        detect.detect_all([tmp_path / "empty"], detector, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_report_is_named_by_the_path_given_not_a_symlinks_target(weights, tiny_set, tmp_path):
+    src = _folder_of_copies(tiny_set, tmp_path / "store", n=1)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "holiday.mp4").symlink_to(src / "000.mp4")
+    (tmp_path / "mine" / "other.mp4").symlink_to(src / "000.mp4")
+    detector = detect.load_detector(weights=str(weights), extract=CFG)
+    reports = detect.detect_all([tmp_path / "mine"], detector, tmp_path / "out", progress=False, videos=False)
+    assert [r["input"] for r in reports] == ["holiday.mp4", "other.mp4"]
+    assert reports[0]["face_choice"] == reports[0]["settings"]["extract"]["face_choice"] == "evidence"
+    biggest = detect.detect_all([tmp_path / "mine"], detector, tmp_path / "out2", progress=False, videos=False,
+                                faces="biggest")
+    assert biggest[0]["face_choice"] == "biggest" and biggest[0]["frames_rejected"] == []
+
+
+def test_frames_are_refused_where_the_detectors_sampling_takes_no_count(weights, tiny_set, tmp_path):
+    src = _folder_of_copies(tiny_set, tmp_path / "in", n=1)
+    capstone = detect.load_detector(weights=str(weights), extract=ExtractConfig(sampling="capstone", size=48))
+    with pytest.raises(ValueError, match="--frames 16.*capstone"):
+        detect.detect_all([src], capstone, tmp_path / "out", frames=16, progress=False)
+    assert detect.detect_all([src], capstone, tmp_path / "out", progress=False)[0]["frames_sampled"] <= 10
+
+
+def test_the_annotated_mp4_starts_with_its_index(weights, tiny_set, tmp_path):
+    src = _folder_of_copies(tiny_set, tmp_path / "in", n=1)
+    detect.detect_all([src], detect.load_detector(weights=str(weights), extract=CFG), tmp_path / "out",
+                      progress=False)
+    data = (tmp_path / "out" / "000.mp4.annotated.mp4").read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")       # faststart: a browser plays it while it loads
+
+
+def test_the_cli_checks_numbers_and_keeps_decoder_noise_in_the_report(weights, tiny_set, tmp_path, capfd):
+    import json
+
+    from dflite.cli import main
+
+    frame = read_frames(next((tiny_set.ffpp_root / "original_sequences/youtube/c23/videos").glob("*.mp4")))[0]
+    frame = cv2.resize(frame, (480, 480))
+    ok, data = cv2.imencode(".jpg", frame)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.jpg").write_bytes(data.tobytes()[: int(len(data) * 0.9)])   # truncated: libjpeg warns
+    base = ["detect", str(tmp_path / "in"), "--weights", str(weights), "--quiet"]
+    for option, value in (("--threshold", "1.5"), ("--share", "2"), ("--frames", "-3"), ("--frames", "0"),
+                          ("--min-frames", "0")):
+        with pytest.raises(SystemExit) as exit_:
+            main([*base, "--out", str(tmp_path / "bad"), option, value])
+        assert exit_.value.code == 2 and f"argument {option}" in capfd.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    assert main([*base, "--out", str(tmp_path / "out")]) == 0
+    out, err = capfd.readouterr()
+    assert "JPEG" not in err and "(face probability)" in out
+    report = json.loads((tmp_path / "out" / "cut.jpg.json").read_text())
+    assert "JPEG" in report["detail"] and report["score"] == max(f["score"] for f in report["faces"])
+    (tmp_path / "empty").mkdir()
+    assert main(["detect", str(tmp_path / "empty"), "--weights", str(weights), "--quiet",
+                 "--out", str(tmp_path / "o2")]) == 2
+    assert "no videos" in capfd.readouterr().err

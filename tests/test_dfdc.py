@@ -79,3 +79,20 @@ def test_extract_and_inspect_dfdc(tiny_set, tmp_path, capsys):
     assert store.failures.set_index("media_id").loc["dfdc_train_part_1/f1x1", "reason"] == "missing"
     assert store.summary["skipped"] == 1 and store.kind == "dfdc"
     assert set(store.index["label"]) == {0, 1}
+
+
+def test_splits_are_drawn_over_the_videos_present(tmp_path):
+    from dflite.data.sources import group_split
+
+    folder = tmp_path / "dfdc" / "dfdc_train_part_0"
+    folder.mkdir(parents=True)
+    listed = [f"r{i:02d}" for i in range(40)]
+    (folder / "metadata.json").write_text(json.dumps({f"{n}.mp4": {"label": "REAL"} for n in listed}))
+    # On disk: 8 of the 40 listed, ones a split over all 40 would put in train (no test split would be left).
+    here = [n for n in listed if group_split(listed)[n] == "train"][:8]
+    for n in here:
+        (folder / f"{n}.mp4").write_bytes(b"")
+    recs = dfdc_records(tmp_path / "dfdc")
+    present = [r.split for r in recs if r.media_id.split("/")[1] in here]
+    assert sorted(present) == ["test"] + ["train"] * 6 + ["val"]        # 70/15/15 of the 8 present
+    assert len(recs) == 40                                              # the absent ones stay listed (missing)

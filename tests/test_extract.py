@@ -164,6 +164,14 @@ def test_openforensics_unreadable_image_is_recorded(tiny_set, tmp_path):
     assert (store.index["split"] == "train").sum() > 0
 
 
+def test_a_listed_image_that_is_not_on_disk_is_missing(tiny_set, tmp_path):
+    root = tmp_path / "of"
+    shutil.copytree(tiny_set.openforensics_root, root)
+    sorted((root / "Images/Val").glob("*.jpg"))[0].unlink()
+    store = extract("openforensics", root, tmp_path / "s", CFG, workers=1, progress=False)
+    assert list(store.failures["reason"]) == ["missing"]
+
+
 def test_celebdf_layout(tiny_set, tmp_path):
     root = tmp_path / "Celeb-DF-v2"
     good = tiny_set.ffpp_root / "original_sequences/youtube/c23/videos/000.mp4"

@@ -61,3 +61,36 @@ def test_missing_cascade_message(monkeypatch):
     with pytest.raises(RuntimeError, match="opencv-python-headless>=4.10,<5"):
         faces.load_cascade()
     faces.load_cascade.cache_clear()
+
+
+def test_the_evidence_rule_takes_the_face_before_clutter_and_nothing_without_one():
+    from dflite.config import ExtractConfig
+    from dflite.data.synth.sizes import choice_by_size
+
+    # Seed 2: frames neither the rule's design (seeds 0, 3) nor the published table (seed 4) used.
+    table = choice_by_size(ExtractConfig(), resolutions=("480p", "720p"), sides=(60, 100, 200), faces=4, empty=6,
+                           seed=2)
+    sums = table.groupby(["rule", table.face_px > 0])[["frames", "true_face", "other_box"]].sum()
+    assert sums.loc[("biggest", True), "other_box"] + sums.loc[("biggest", False), "other_box"] > 0  # fooled
+    assert sums.loc[("evidence", True), "other_box"] == 0         # a chosen box is the face
+    assert sums.loc[("evidence", True), "true_face"] >= max(sums.loc[("biggest", True), "true_face"],
+                                                            0.9 * sums.loc[("evidence", True), "frames"])
+    assert sums.loc[("evidence", False), "other_box"] == 0        # no crop from a frame without a face
+
+
+def test_a_frame_whose_boxes_all_lack_eyes_gives_no_crop_and_says_why():
+    from dflite.config import ExtractConfig
+    from dflite.data.faces import faces_in_frames
+    from dflite.data.synth.sizes import face_scene
+
+    rng = np.random.default_rng(5)
+    frames = [face_scene(rng, (480, 854), 0, busy=True)[0] for _ in range(6)]
+    times, cfg = {"detect": 0.0, "crop": 0.0}, ExtractConfig(min_size=40)
+    fooled = faces_in_frames(list(range(6)), frames, cfg, times)              # biggest: crops of clutter
+    rejected = []
+    assert faces_in_frames(list(range(6)), frames, ExtractConfig(min_size=40, face_choice="evidence"), times,
+                           rejected) == []
+    assert len(fooled) > 0 and [i for i, *_ in fooled] == [i for i, _ in rejected]
+    assert all("none with a pair of eyes" in why for _, why in rejected)
+    with pytest.raises(ValueError, match="unknown face_choice 'largest'"):
+        faces_in_frames([0], frames[:1], ExtractConfig(face_choice="largest"), times)

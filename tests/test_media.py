@@ -138,6 +138,22 @@ def test_extract_exits_nonzero_when_every_item_fails(tmp_path, capsys):
     assert "every one of the 2 media failed" in capsys.readouterr().err
 
 
+def test_a_reused_store_does_not_reprint_old_timings(tmp_path, capsys):
+    root = _ffpp(tmp_path / "ffpp", {"000.mp4": 1, "001.mp4": 2}, ([["000", "001"]], [], []))
+    args = ["extract", "--dataset", "ffpp", "--root", str(root), "--out", str(tmp_path / "s"), "--workers", "1",
+            "--frames", "2"]
+    assert main(args) == 0 and "seconds per stage" in capsys.readouterr().out
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and "seconds per stage" not in out and "crops/s" not in out
+
+
+def test_two_videos_sharing_a_stem_are_both_extracted(tmp_path):
+    root = _ffpp(tmp_path / "ffpp", {"000.mp4": 1, "000.avi": 2, "001.mp4": 3}, ([["000", "001"]], [], []))
+    store = extract("ffpp", root, tmp_path / "s", CFG, workers=1, progress=False)
+    assert set(store.media["media_id"]) == {"original/000.avi", "original/000.mp4", "original/001"}
+
+
 def test_store_refuses_another_root_and_updates_changed_media(tmp_path):
     files = {"000.mp4": 1, "001.mp4": 2, "002.mp4": 3, "003.mp4": 4}
     pairs = ([["000", "001"]], [["002", "003"]], [])

@@ -93,7 +93,7 @@ def test_openforensics_one_record_per_face(tmp_path):
     assert [(r.label, r.face, r.box) for r in recs] == [(1, 0, (10, 20, 50, 60)), (0, 1, (200, 40, 80, 80))]
     assert recs[0].split == "train" and recs[0].media_id == "Train/9c541c578f"
     table = inspect_openforensics(tmp_path)
-    assert table.loc["Train"].to_dict() == {"images": 1, "faces": 2, "real": 1, "fake": 1}
+    assert table.loc["Train"].to_dict() == {"images": 1, "faces": 2, "real": 1, "fake": 1, "missing images": 0}
 
 
 def test_openforensics_missing_key_is_named(tmp_path):
@@ -129,3 +129,23 @@ def test_balance_counts_methods_splits_and_totals(tmp_path):
     table = balance(records_frame(ffpp_records(write_ffpp(tmp_path), methods=("Deepfakes", "FaceSwap"))))
     assert table.loc["original", "train"] == 2 and table.loc["Deepfakes", "val"] == 2
     assert table.loc["all real"].tolist() == [2, 2] and table.loc["all fake"].tolist() == [4, 4]
+
+
+def test_two_videos_sharing_a_stem_keep_both_ids(tmp_path):
+    root = write_ffpp(tmp_path)
+    (root / "original_sequences/youtube/c23/videos/000.avi").write_bytes(b"")
+    ids = [r.media_id for r in ffpp_records(root, methods=()) if r.media_id.startswith("original/000")]
+    assert ids == ["original/000.avi", "original/000.mp4"]      # never one id for two videos
+    assert {r.media_id for r in ffpp_records(root, methods=())} >= {"original/001", "original/002"}
+
+
+def test_inspect_reports_listed_images_that_are_not_on_disk(tmp_path):
+    from dflite.config import ExtractConfig
+    from dflite.data.sources import get_adapter
+
+    root = write_of(tmp_path)
+    (root / "Images/Train/9c541c578f.jpg").unlink()
+    assert inspect_openforensics(root).loc["Train", "missing images"] == 1
+    found = get_adapter("openforensics").inspect(root, ExtractConfig())
+    assert found.skipped.to_dict("records") == [{"file": "Images/Train/9c541c578f.jpg",
+                                                 "reason": "listed in its annotation file but not on disk"}]

@@ -51,3 +51,10 @@ def test_unreadable_files_raise_a_video_error_with_a_reason(tmp_path, content, r
     with pytest.raises(VideoError) as e:
         read_frames(path)
     assert e.value.reason == reason and "bad.mp4" in str(e.value)
+
+
+def test_decoder_messages_are_kept_whole_one_per_line():
+    from dflite.data.video import decoder_said
+
+    text = "[h264 @ 0x55d0] error while decoding MB 3 4\n\nPremature end of JPEG file\n"
+    assert decoder_said(text) == "[h264 @ 0x55d0] error while decoding MB 3 4 | Premature end of JPEG file"

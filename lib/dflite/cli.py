@@ -58,6 +58,7 @@ def _extract(args) -> int:
     cfg = resolve(args.profile).extract
     changes = {k: v for k, v in (("sampling", args.sampling), ("frames", args.frames), ("size", args.size),
                                  ("compression", args.compression), ("split_mode", args.split),
+                                 ("face_choice", args.faces),
                                  ("dfdc_val_parts", _names(args.dfdc_val_parts)),
                                  ("dfdc_test_parts", _names(args.dfdc_test_parts))) if v is not None}
     cfg = override(cfg, **changes)
@@ -75,8 +76,11 @@ def _extract(args) -> int:
         return 0
     s = store.summary
     print(f"crop store {paths.show(out)}: {s['crops']} crops from {s['media'] - s['failed']}/{s['media']} media, "
-          f"detection rate {s['detection_rate']}, {s['crops_per_second']} crops/s")
-    print("seconds per stage:", s["stage_seconds"])
+          f"detection rate {s['detection_rate']}" + ("" if store.reused else f", {s['crops_per_second']} crops/s"))
+    if store.reused:  # its timings belong to the run that made it
+        print("already finished with these settings and media: nothing to do (--force makes it again)")
+    else:
+        print("seconds per stage:", s["stage_seconds"])
     if s.get("skipped"):
         print(f"{s['skipped']} media in no split were skipped (see skipped.csv)")
     if len(store.failures):
@@ -148,20 +152,72 @@ def _detect(args) -> int:
     p = resolve(args.profile)
     try:
         detector = detect.load_detector(args.run, args.weights, p.extract)
-        rule = detect.Rule(args.rule, args.threshold, args.share)
+        rule = detect.Rule(args.rule, args.threshold, args.share, args.min_frames)
         if detector.synthetic:
             print(f"dflite detect: {detector.source} was trained on synthetic data (or nothing says otherwise): "
                   "it is not a detector for real-world videos", file=sys.stderr)
-        reports = detect.detect_all(args.paths, detector, args.out, args.frames or p.video.frames, rule,
-                                    progress=not args.quiet)
+        # Uniform sampling takes the profile's frame count unless told; other samplings take no count.
+        frames = args.frames or (p.video.frames if detector.extract.sampling == "uniform" else None)
+        reports = detect.detect_all(args.paths, detector, args.out, frames, rule, progress=not args.quiet,
+                                    force=args.force, faces=args.faces)
     except (ValueError, FileNotFoundError) as e:
         print(f"dflite detect: {e}", file=sys.stderr)
         return 2
     for r in reports:
-        why = f" ({r['error']})" if r["verdict"] == "error" else ""
-        print(f"{r['input']}: {r['verdict']}" + (f" {r['score']:.3f}" if r.get("score") is not None else "") + why)
+        print(f"{r['input']}: {detect_line(r)}")
     print(f"reports in {args.out}/ (summary.json)")
     return 1 if any(r["verdict"] == "error" for r in reports) else 0
+
+
+def detect_line(r: dict) -> str:
+    """One report in words: the verdict, the rule's score (what the verdict compares), the mean face probability
+    and the face frames behind it, or why there is no verdict."""
+    if r["verdict"] == "error":
+        return f"error ({r['error']})"
+    if r["score"] is None:
+        return r["verdict"] + (f" ({r['reason']})" if r.get("reason") else "")
+    if r["kind"] == "image":
+        return f"{r['verdict']} {r['score']:.3f} (face probability)"
+    what = "share of face frames at or above the threshold" if r["rule"]["kind"] == "frames" else "mean frame score"
+    return (f"{r['verdict']} {r['score']:.3f} ({what}; mean face probability {r['mean_face_score']:.3f}; "
+            f"{r['frames_with_face']} of {r['frames_sampled']} frames with a face)")
+
+
+def _at_least(low: int):
+    """An argparse type: an integer of at least `low` (argparse names the option in its error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected at least {low}, got {value}")
+        return value
+    return parse
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected above 0, got {value}")
+    return value
+
+
+def _fraction(low_open: bool):
+    """An argparse type: a number in [0, 1], or in (0, 1] when `low_open`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (0 < value <= 1 if low_open else 0 <= value <= 1):
+            raise argparse.ArgumentTypeError(f"expected {'above 0' if low_open else '0'} to 1, got {value}")
+        return value
+    return parse
 
 
 def _demo(args) -> int:
@@ -219,9 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "settings; refuses folders it did not make.")
     s.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="dataset size (default: quick)")
     s.add_argument("--out", help="output folder (default: data/synth/<profile>)")
-    s.add_argument("--seed", type=int, default=0, help="random seed; same seed and profile -> identical files")
+    s.add_argument("--seed", type=_at_least(0), default=0, help="random seed; same seed and profile -> identical files")
     s.add_argument("--force", action="store_true", help="regenerate a set dflite made, even if it is complete")
-    s.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most 8)")
+    s.add_argument("--workers", type=_at_least(1), default=None, help="processes (default: CPU count, at most 8)")
     s.set_defaults(func=_synth)
 
     r = sub.add_parser("reproduce", help="execute the notebooks in order with papermill",
@@ -244,10 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--root", required=True, help="dataset root folder")
     e.add_argument("--out", help="crop store folder (default: data/crops/<profile>/<dataset>_<hash>)")
     e.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="extraction settings (default: quick)")
-    e.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most 8)")
+    e.add_argument("--workers", type=_at_least(1), default=None, help="processes (default: CPU count, at most 8)")
     e.add_argument("--sampling", choices=["uniform", "capstone", "all"], help="override the profile's frame sampling")
-    e.add_argument("--frames", type=int, help="frames per video for uniform sampling")
-    e.add_argument("--size", type=int, help="crop side in pixels")
+    e.add_argument("--frames", type=_at_least(1), help="frames per video for uniform sampling")
+    e.add_argument("--size", type=_at_least(8), help="crop side in pixels")
+    e.add_argument("--faces", choices=["biggest", "evidence"],
+                   help="which box is the face (default: the profile's, biggest as the capstone; evidence: boxes "
+                        "with a pair of eyes, most confident first)")
     e.add_argument("--compression", choices=["raw", "c23", "c40"], help="FF++ compression level")
     e.add_argument("--split", choices=["official", "group", "leaky"], help="split mode (leaky: ablation only)")
     e.add_argument("--dfdc-val-parts", help="DFDC: part folders for val, e.g. 45,46 (default: 70/15/15 by original)")
@@ -266,10 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", required=True, help="a name from dflite.nets.models.list_models()")
     t.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="training recipe (default: quick)")
     t.add_argument("--dataset", help="label in the run folder name (default: synthetic or the store's dataset)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--epochs", type=int, help="override the profile's epochs")
-    t.add_argument("--input-size", type=int, help="override the input size (0 = the model's own)")
-    t.add_argument("--threads", type=int, help="torch threads on the CPU (default 1: results depend on the count)")
+    t.add_argument("--seed", type=_at_least(0), default=0)
+    t.add_argument("--epochs", type=_at_least(1), help="override the profile's epochs")
+    t.add_argument("--input-size", type=_at_least(0), help="override the input size (0 = the model's own)")
+    t.add_argument("--threads", type=_at_least(1),
+                   help="torch threads on the CPU (default 1: results depend on the count)")
     t.add_argument("--out", help="run folder (default: data/runs/<profile>/train_<model>_<dataset>_<hash>/seed_<s>)")
     t.set_defaults(func=_train)
 
@@ -284,10 +344,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="detections", help="report folder (default: ./detections)")
     d.add_argument("--profile", default="quick", choices=sorted(PROFILES),
                    help="face settings for --weights (a run folder brings its own) and frames per video")
-    d.add_argument("--frames", type=int, default=None, help="frames sampled per video (default: the profile's, 16)")
+    d.add_argument("--frames", type=_at_least(1), default=None,
+                   help="frames sampled per video under uniform sampling (default: the profile's, 16); a detector "
+                        "trained on the capstone's sampling refuses it")
     d.add_argument("--rule", default="frames", choices=["frames", "mean"], help="verdict rule (see README)")
-    d.add_argument("--threshold", type=float, default=0.5, help="a face is fake at or above this probability")
-    d.add_argument("--share", type=float, default=0.5, help="frames rule: fake when this share of face frames are")
+    d.add_argument("--threshold", type=_fraction(False), default=0.5,
+                   help="a face is fake at or above this probability (0 to 1; default 0.5)")
+    d.add_argument("--share", type=_fraction(True), default=0.5,
+                   help="frames rule: fake when this share of face frames are (above 0 to 1; default 0.5)")
+    d.add_argument("--min-frames", type=_at_least(1), default=4,
+                   help="face frames a video needs for a verdict, or all it sampled if fewer (default 4); "
+                        "with fewer: no face found")
+    d.add_argument("--faces", default="evidence", choices=["evidence", "biggest"],
+                   help="which box is the face: evidence (boxes with a pair of eyes, most confident first; the "
+                        "default) or biggest (the capstone's rule, fooled by cluttered backgrounds)")
+    d.add_argument("--force", action="store_true", help="score again inputs whose reports in --out were made with "
+                                                        "other settings (e.g. a new --threshold), overwriting them")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_detect)
 
@@ -296,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "CNN-5 baseline). Needs the demo extra.")
     w.add_argument("--run", help="run folder to start with (any other can be picked in the page)")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 to share on the network)")
-    w.add_argument("--port", type=int, default=7860)
-    w.add_argument("--max-mb", type=float, default=100, help="largest upload in MB")
+    w.add_argument("--port", type=_at_least(1), default=7860)
+    w.add_argument("--max-mb", type=_positive, default=100, help="largest upload in MB")
     w.add_argument("--profile", default="quick", choices=sorted(PROFILES),
                    help="default run and frames per video (default: quick)")
     w.set_defaults(func=_demo)

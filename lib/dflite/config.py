@@ -53,6 +53,8 @@ class ExtractConfig:
     min_box: float = 1.0             # keep detector boxes down to this fraction of min_size (see HaarConfig)
     track: bool = True               # search near the previous sampled frame's face first (biggest-face mode)
     all_faces: bool = False          # False: the biggest face only (the capstone's choice)
+    face_choice: str = "biggest"     # biggest (the capstone's) | evidence: boxes with a pair of eyes, ranked by the
+                                     # cascade's confidence; a frame whose boxes all lack them: no crop (data/faces.py)
     expand: float = 1.3              # crop side = expand * face box side, square, clipped to the frame
     size: int = 96                   # crop side in pixels as stored
     split_mode: str = "official"     # official | group (70/15/15 by identity) | leaky (by frame: ablation only)

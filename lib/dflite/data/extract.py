@@ -45,7 +45,7 @@ from .updates import (
     shard_of,
     with_defaults,
 )
-from .video import VideoError, captured_stderr, read_sampled, sample_frame_indices
+from .video import VideoError, captured_stderr, decoder_said, read_sampled, sample_frame_indices
 
 __all__ = ["CropStore", "extract", "is_synthetic", "load_store", "parse_shard", "store_dir"]
 
@@ -160,7 +160,9 @@ def process_image(records: list, cfg: ExtractConfig, out: Path, root: Path) -> d
     image = cv2.imread(records[0].path, cv2.IMREAD_COLOR)
     times["decode"] += time.perf_counter() - t
     if image is None:
-        result["failure"] = {"reason": "undecodable", "detail": "not an image OpenCV can read"}
+        # A file the annotations list but the root lacks is missing (as a video would be), not undecodable.
+        result["failure"] = ({"reason": "undecodable", "detail": "not an image OpenCV can read"}
+                             if Path(records[0].path).is_file() else {"reason": "missing", "detail": "no such file"})
         return result
     dets = []
     if cfg.of_detect:
@@ -214,7 +216,7 @@ def _job(args) -> str:
         result["rows"], result["masks"] = [], []
         detail = result["failure"].get("detail", "")
         if err["text"].strip():
-            detail = f"{detail}; decoder said: {' | '.join(err['text'].split())}"
+            detail = f"{detail}; decoder said: {decoder_said(err['text'])}"
         result["failure"] = {"media_id": key, "path": listed(records[0].path, root), **result["failure"],
                              "detail": scrub(detail, root)[:400]}
     result.update(media_id=key, stat=stat, layout=LAYOUT)
@@ -319,7 +321,9 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
     fingerprint = media_fingerprint(jobs, root)
     made = json.loads((out / MARKER).read_text()) if action == "reuse" else {}
     if made.get("media") == fingerprint and made.get("layout") == LAYOUT:
-        return load_store(out)
+        store = load_store(out)
+        store.reused = True
+        return store
     if action == "replace":
         clear(out, OWNED)
     mine = {key for key, _ in jobs if shard is None or shard_of(key, shard[1]) == shard[0]}

@@ -37,6 +37,7 @@ class CropStore:
     kind: str = ""          # the dataset adapter it read: ffpp | openforensics | celebdf
     synthetic: bool = False  # read from a set dflite generated (not real data)
     masks: pd.DataFrame = None  # crop -> its manipulation mask crop (fakes with a mask video only)
+    reused: bool = False    # `extract` found it finished and did nothing (its summary's timings are the old run's)
 
     @property
     def fingerprint(self) -> str:

@@ -34,17 +34,17 @@ def _codec_args(suffix: str, crf: int) -> list:
     return ["-c:v", "libx264", "-preset", "ultrafast" if crf == 0 else "veryfast", "-crf", str(crf)]
 
 
-def write_mp4(path, frames, fps: int, crf: int = 23) -> None:
+def write_mp4(path, frames, fps: int, crf: int = 23, faststart: bool = False) -> None:
     """Encode BGR uint8 frames (N, H, W, 3) as H.264 (VP9 for .webm, MPEG-4 for .avi); bit-exact for the
-    same input, atomic on disk."""
+    same input, atomic on disk. `faststart` puts an mp4's index first, so a browser plays it while it loads."""
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if frames.ndim == 3:  # grayscale: masks
         frames = np.repeat(frames[..., None], 3, axis=3)
     with atomic(path, keep_suffix=True) as tmp:  # ffmpeg picks the container by the suffix
-        _encode(frames, tmp, fps, crf)
+        _encode(frames, tmp, fps, crf, faststart)
 
 
-def _encode(frames: np.ndarray, tmp: Path, fps: int, crf: int) -> None:
+def _encode(frames: np.ndarray, tmp: Path, fps: int, crf: int, faststart: bool = False) -> None:
     h, w = frames.shape[1:3]
     cmd = [
         _ffmpeg(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
@@ -53,6 +53,7 @@ def _encode(frames: np.ndarray, tmp: Path, fps: int, crf: int) -> None:
         # CRF 0 (masks) is lossless at any preset: ultrafast only trades file size for time.
         # One thread and bitexact flags: same frames -> same bytes, on any machine.
         "-threads", "1", "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+        *(["-movflags", "+faststart"] if faststart and tmp.suffix.lower() in (".mp4", ".mov") else []),
         str(tmp),
     ]
     proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
@@ -80,6 +81,11 @@ def captured_stderr():
             os.close(saved)
             tmp.seek(0)
             box["text"] = tmp.read().decode(errors="replace")
+
+
+def decoder_said(text: str, limit: int = 300) -> str:
+    """Captured decoder messages on one line for a report: each message kept whole, messages joined by ' | '."""
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())[:limit]
 
 
 class VideoError(ValueError):

@@ -3,6 +3,7 @@ and annotated videos) and the web demo (`dflite demo`). Everything here goes thr
 extraction (`data.faces.faces_in_frames`)."""
 from .batch import detect_all, report_keys, run_settings
 from .media import (
+    FACE_CHOICE,
     IMAGE_EXTS,
     STAGES,
     VIDEO_EXTS,
@@ -17,9 +18,10 @@ from .media import (
     load_detector,
     media_faces,
     media_kind,
+    media_verdict,
     verdict,
 )
 
-__all__ = ["IMAGE_EXTS", "STAGES", "VIDEO_EXTS", "Detector", "NotMediaError", "Rule", "VideoError", "annotate",
-           "classify", "detect_all", "detect_media", "expand_inputs", "load_detector", "media_faces", "media_kind",
-           "report_keys", "run_settings", "verdict"]
+__all__ = ["FACE_CHOICE", "IMAGE_EXTS", "STAGES", "VIDEO_EXTS", "Detector", "NotMediaError", "Rule", "VideoError",
+           "annotate", "classify", "detect_all", "detect_media", "expand_inputs", "load_detector", "media_faces",
+           "media_kind", "media_verdict", "report_keys", "run_settings", "verdict"]

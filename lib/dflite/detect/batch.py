@@ -12,13 +12,14 @@ from tqdm import tqdm
 from ..config import ExtractConfig, non_defaults, override
 from ..data.video import VideoError
 from ..folders import refuse_other, write_json
-from .media import Detector, Rule, detect_media, expand_inputs, media_kind
+from .media import FACE_CHOICE, IMAGE_EXTS, VIDEO_EXTS, Detector, Rule, detect_media, expand_inputs, media_kind
 
 
 def report_keys(files: list) -> list:
     """A unique report name per input: its path below the inputs' common folder, separators as `__`
-    (c23/000.mp4 and c40/000.mp4 get c23__000.mp4 and c40__000.mp4)."""
-    files = [Path(f).resolve() for f in files]
+    (c23/000.mp4 and c40/000.mp4 get c23__000.mp4 and c40__000.mp4). Named by the path given: a symlink keeps
+    its own name, not its target's."""
+    files = [Path(os.path.abspath(f)) for f in files]
     if not files:
         return []
     base = Path(os.path.commonpath([str(f.parent) for f in files]))
@@ -31,15 +32,24 @@ def run_settings(detector: Detector, cfg: ExtractConfig, rule: Rule) -> dict:
 
 
 def detect_all(paths, detector: Detector, out, frames: int | None = None, rule: Rule = Rule(), progress: bool = True,
-               videos: bool = True) -> list:
-    """Score every input (folders expanded): a JSON report per input in `out` and an annotated mp4 per video.
+               videos: bool = True, force: bool = False, faces: str = FACE_CHOICE) -> list:
+    """Score every input (folders expanded, `out` itself left out): a JSON report per input in `out` and an
+    annotated mp4 per video.
 
     A file that fails is recorded with its reason in its report and in summary.json; the rest go on. The job
     resumes: a finished report made with the same settings is read back, one made with other settings is
-    refused (choose another --out), a failed one is tried again."""
-    cfg = override(detector.extract, frames=frames) if frames else detector.extract
+    refused unless `force` (then it is made again), a failed one is tried again. `frames` applies to uniform
+    sampling; a detector whose faces were sampled otherwise (the capstone's) refuses it. `faces` is the face rule
+    (data/faces.py): `evidence` by default, as real footage's clutter fools the capstone's `biggest`."""
+    if frames is not None and detector.extract.sampling != "uniform":
+        raise ValueError(f"--frames {frames}: {detector.source} samples frames as {detector.extract.sampling!r} "
+                         "(as its training crops were), where a frame count does not apply")
+    cfg = override(detector.extract, face_choice=faces, **({"frames": frames} if frames else {}))
     settings = run_settings(detector, cfg, rule)
-    files = expand_inputs(paths)
+    files = expand_inputs(paths, skip=out)
+    if not files:
+        raise ValueError(f"no videos ({' '.join(VIDEO_EXTS)}) or images ({' '.join(IMAGE_EXTS)}) in "
+                         + ", ".join(map(str, paths)))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     reports = []
@@ -47,9 +57,9 @@ def detect_all(paths, detector: Detector, out, frames: int | None = None, rule: 
         target = out / f"{key}.json"
         if target.exists():
             old = json.loads(target.read_text())
-            if old.get("verdict") != "error":
-                refuse_other(old.get("settings") or {}, settings, f"{target} was", "choose another --out or remove it",
-                             ValueError)
+            if old.get("verdict") != "error" and not (force and old.get("settings") != settings):
+                refuse_other(old.get("settings") or {}, settings, f"{target} was",
+                             "choose another --out, or pass --force to score it again", ValueError)
                 reports.append(old)
                 continue
         try:

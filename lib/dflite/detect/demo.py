@@ -133,15 +133,16 @@ def analyse(upload, run: str, frames: int, rule: detect.Rule = detect.Rule(), ma
     det = _detector(run)
     out = _scratch()
     keep = {}
-    cfg = override(det.extract, frames=frames)
+    cfg = override(det.extract, frames=frames, face_choice=detect.FACE_CHOICE)  # as `dflite detect`
     video = out / f"{path.stem}.annotated.mp4" if detect.media_kind(path) == "video" else None
     report = detect.detect_media(path, det.model, cfg, rule, video_out=video, keep=keep)
     report = {**report, "detector": {"source": det.source, "trained_on": det.trained_on}}
     if report["verdict"] == "no face found":
-        text = f"### No face found\nNo face was found in the {report['frames_sampled']} sampled frame(s) of " \
-               f"`{path.name}`, so there is nothing to score."
+        why = report.get("reason") or f"no face in its {report['frames_sampled']} sampled frame(s)"
+        text = f"### No face found\n`{path.name}`: {why}, so there is no verdict."
         return text, None, None, None, None, report
-    what = "share of face frames scored fake" if rule.kind == "frames" else "mean frame score"
+    what = ("the face's fake probability" if report["kind"] == "image" else
+            "share of face frames scored fake" if rule.kind == "frames" else "mean frame score")
     text = (f"### {report['verdict']} — score {report['score']:.2f}\n"
             f"{what}; {report['frames_with_face']} of {report['frames_sampled']} sampled frames had a face "
             f"(`{det.name}`, threshold {rule.threshold:g}" +

@@ -4,14 +4,16 @@ face -> a verdict per video or image, its report, and for videos an annotated H.
 The verdict rule (`Rule`): per sampled frame with a face, the frame's score is its most-fake face's
 probability. `frames` (default): the video is FAKE when at least `share` of those frames score at or
 above `threshold`, and its score is that share. `mean`: the score is the mean frame score, FAKE at or
-above `threshold`. A video with no face gets the verdict "no face found".
+above `threshold`. A video needs `min_frames` frames with a face (or all it sampled, if fewer) for a verdict;
+with fewer it gets "no face found" and the reason. An image is one frame: its score is its most-fake face's
+probability under either rule (a share of one frame could only be 0 or 1).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -22,12 +24,14 @@ from ..config import ExtractConfig, from_dict
 from ..data.faces import faces_in_frames
 from ..data.loader import normalise
 from ..data.sources import VIDEO_EXTS
-from ..data.video import VideoError, read_sampled, sample_frame_indices, write_mp4
+from ..data.video import VideoError, captured_stderr, decoder_said, read_sampled, sample_frame_indices, write_mp4
 from ..nets.checkpoint import load_model
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 STAGES = ("decode", "detect", "crop", "classify", "annotate")
 REAL, FAKE = (60, 170, 60), (40, 40, 220)  # BGR box colours
+# Detection's face rule: on real footage the biggest Haar box is often background clutter (benchmarks/face_choice.py)
+FACE_CHOICE = "evidence"
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,17 @@ class Rule:
     kind: str = "frames"       # frames: share of face frames at or above threshold | mean: mean frame score
     threshold: float = 0.5     # a face (and, for `mean`, a video) is fake at or above this probability
     share: float = 0.5         # frames: the video is fake when at least this share of its face frames are
+    min_frames: int = 4        # a video's verdict needs this many face frames (all it sampled, if fewer)
 
     def __post_init__(self):
         if self.kind not in ("frames", "mean"):
             raise ValueError(f"unknown verdict rule {self.kind!r}; expected frames or mean")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold {self.threshold}: a probability, expected 0 to 1")
+        if not 0 < self.share <= 1:
+            raise ValueError(f"share {self.share}: a share of frames, expected above 0 and at most 1")
+        if self.min_frames < 1:
+            raise ValueError(f"min_frames {self.min_frames}: expected at least 1")
 
 
 class NotMediaError(ValueError):
@@ -54,12 +65,15 @@ def media_kind(path: Path) -> str:
     raise NotMediaError(f"{path}: not a video ({' '.join(VIDEO_EXTS)}) or image ({' '.join(IMAGE_EXTS)})")
 
 
-def expand_inputs(paths) -> list:
-    """Files to score: each path itself, or the videos and images under a folder (sorted, recursive)."""
+def expand_inputs(paths, skip=None) -> list:
+    """Files to score: each path itself, or the videos and images under a folder (sorted, recursive), leaving out
+    what lies in the folder `skip` (detect's own output: a second run must not score its annotated videos)."""
     out = []
+    skip = Path(skip).resolve() if skip is not None else None
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTS + IMAGE_EXTS)
+            out += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTS + IMAGE_EXTS
+                          and not (skip and q.resolve().is_relative_to(skip)))
         elif p.is_file():
             media_kind(p)  # raises for a file that is not media
             out.append(p)
@@ -128,13 +142,26 @@ def classify(model, crops: list, batch_size: int = 64) -> np.ndarray:
 
 
 def verdict(frame_scores, rule: Rule = Rule()) -> dict:
-    """{"verdict": FAKE | REAL | no face found, "score": ..., "rule": ...} from per-frame scores."""
+    """{"verdict": FAKE | REAL | no face found, "score": ...} from per-frame scores (every frame given counts;
+    `media_verdict` applies the minimum number of face frames)."""
     s = np.asarray(frame_scores, dtype=float)
     if s.size == 0:
         return {"verdict": "no face found", "score": None}
     score = float((s >= rule.threshold).mean()) if rule.kind == "frames" else float(s.mean())
     cut = rule.share if rule.kind == "frames" else rule.threshold
     return {"verdict": "FAKE" if score >= cut else "REAL", "score": round(score, 4)}
+
+
+def media_verdict(kind: str, frame_scores: list, sampled: int, rule: Rule = Rule()) -> dict:
+    """A report's verdict: an image scores its face probability; a video with fewer than `rule.min_frames` face
+    frames (or all it sampled, if fewer) gets "no face found" with the reason, not a verdict from a few frames."""
+    if kind == "image":
+        return verdict(frame_scores, replace(rule, kind="mean"))
+    need = min(rule.min_frames, sampled)
+    if 0 < len(frame_scores) < need:
+        return {"verdict": "no face found", "score": None,
+                "reason": f"{len(frame_scores)} of {sampled} sampled frames hold a face; a verdict needs {need}"}
+    return verdict(frame_scores, rule)
 
 
 def annotate(frame: np.ndarray, faces: list, running: dict) -> np.ndarray:
@@ -153,24 +180,30 @@ def annotate(frame: np.ndarray, faces: list, running: dict) -> np.ndarray:
     return out
 
 
-def media_faces(path: Path, cfg: ExtractConfig, times: dict) -> tuple:
+def media_faces(path: Path, cfg: ExtractConfig, times: dict, rejected: list | None = None) -> tuple:
     """(kind, frame indices, frames, faces) of one video (its sampled frames) or image; faces as
-    `faces_in_frames` gives them. Adds seconds to times["decode"], ["detect"] and ["crop"]."""
+    `faces_in_frames` gives them (frames whose boxes the face rule rejected go to `rejected`). Adds seconds to
+    times["decode"], ["detect"] and ["crop"]."""
     path = Path(path)
     kind = media_kind(path)
     t = time.perf_counter()
-    if kind == "video":
-        got, frames = read_sampled(path, lambda n: sample_frame_indices(n, cfg.sampling, cfg.frames, 1, path.name,
-                                                                        cfg.seed))
-        if not frames:
-            raise VideoError(path, "no frames", "the container holds no decodable frame")
-    else:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise VideoError(path, "undecodable", "not an image OpenCV can read")
-        got, frames = [0], [image]
+    # FFmpeg's and libjpeg's warnings go into the report (times["decoder"]), not onto the terminal.
+    with captured_stderr() as err:
+        if kind == "video":
+            got, frames = read_sampled(path, lambda n: sample_frame_indices(n, cfg.sampling, cfg.frames, 1, path.name,
+                                                                            cfg.seed))
+        else:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            got, frames = ([0], [image]) if image is not None else ([], [])
+    said = decoder_said(err["text"])
+    if said:
+        times["decoder"] = said
+    if not frames:
+        reason = "no frames" if kind == "video" else "undecodable"
+        what = "the container holds no decodable frame" if kind == "video" else "not an image OpenCV can read"
+        raise VideoError(path, reason, what + (f"; decoder said: {said}" if said else ""))
     times["decode"] += time.perf_counter() - t
-    return kind, got, frames, faces_in_frames(got, frames, cfg, times)
+    return kind, got, frames, faces_in_frames(got, frames, cfg, times, rejected)
 
 
 def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule = Rule(), video_out=None,
@@ -179,7 +212,8 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
     report; `keep` (a dict), when given, receives the face crops and the annotated frames (the demo shows them)."""
     path = Path(path)
     times = dict.fromkeys(STAGES, 0.0)
-    kind, got, frames, hits = media_faces(path, cfg, times)
+    rejected = []
+    kind, got, frames, hits = media_faces(path, cfg, times, rejected)
     t = time.perf_counter()
     scores = classify(model, [crop for *_, crop in hits])
     times["classify"] = time.perf_counter() - t
@@ -188,30 +222,34 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
     per_frame = {}
     for f in faces:
         per_frame[f["frame"]] = max(per_frame.get(f["frame"], 0.0), f["score"])
-    result = verdict(list(per_frame.values()), rule)
+    result = media_verdict(kind, list(per_frame.values()), len(frames), rule)
+    said = times.pop("decoder", "")
     report = {"input": path.name, "kind": kind, **result, "rule": asdict(rule),
+              "mean_face_score": round(float(np.mean([f["score"] for f in faces])), 4) if faces else None,
               "model": model.dflite_spec["name"], "input_size": model.dflite_spec["input_size"],
               "frames_sampled": len(frames), "frames_with_face": len(per_frame), "frames_used": sorted(per_frame),
               "frame_scores": [[i, per_frame[i]] for i in sorted(per_frame)],
-              "faces": faces}
+              "face_choice": cfg.face_choice, "frames_rejected": [[int(i), why] for i, why in rejected],
+              "faces": faces, **({"detail": f"decoder said: {said}"} if said else {})}
     if keep is not None:
         keep["crops"] = [crop for *_, crop in hits]
     if (video_out is not None and kind == "video") or keep is not None:
         t = time.perf_counter()
         shown, seen = [], []
+        drawn = replace(rule, kind="mean") if kind == "image" else rule  # an image's score is its face's
         for idx, frame in zip(got, frames):
             if idx in per_frame:
                 seen.append(per_frame[idx])
             mine = [(f["box"], f["score"], f["score"] >= rule.threshold) for f in faces if f["frame"] == idx]
             shown.append(annotate(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), mine,
-                                  verdict(seen, rule)))
+                                  verdict(seen, drawn)))
         h, w = shown[0].shape[:2]
         # yuv420p needs even sides; browsers play H.264 yuv420p mp4.
         shown = [np.ascontiguousarray(f[: h - h % 2, : w - w % 2]) for f in shown]
         if keep is not None:
             keep["annotated"] = dict(zip((int(i) for i in got), shown))
         if video_out is not None and kind == "video":
-            write_mp4(video_out, np.stack(shown), fps=fps)
+            write_mp4(video_out, np.stack(shown), fps=fps, faststart=True)
             report["video"] = Path(video_out).name
         times["annotate"] = time.perf_counter() - t
     report["seconds"] = {k: round(v, 4) for k, v in times.items()}

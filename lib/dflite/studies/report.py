@@ -20,7 +20,7 @@ from ..analysis.report import table as mdtable
 from ..config import Profile
 from ..engine.runs import versions
 from ..folders import write_json
-from . import baselines, gradcam, lottery, results_dir, structured, transfer, tuning, video
+from . import baselines, face_choice, gradcam, lottery, results_dir, structured, transfer, tuning, video
 
 # The results files a profile publishes, and the studies whose findings the README shows, in notebook order.
 PUBLISHED = ("baselines", "schedule_ablation", "leakage", "imagenet_start", "imagenet_verdicts", "tickets",
@@ -44,6 +44,8 @@ def findings(p: Profile, folder=None) -> Markdown:
     parts += [study.findings(p, folder) for study in STUDIES]
     search = Path(folder) / "recipe_search.csv"  # benchmarks/recipe_search.py --publish (not a notebook's)
     parts += [tuning.findings(pd.read_csv(search, keep_default_na=False))] if search.is_file() else []
+    choice = Path(folder) / f"{face_choice.NAME}.csv"  # benchmarks/face_choice.py --publish
+    parts += [face_choice.findings(pd.read_csv(choice))] if choice.is_file() else []
     parts += [run_times(Path(folder))] if (Path(folder) / paths.TIMINGS).is_file() else []
     return Markdown("\n\n".join(parts))
 

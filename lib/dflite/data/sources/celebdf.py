@@ -11,6 +11,7 @@ from .common import (
     Inspection,
     MediaRecord,
     group_split,
+    media_names,
     not_video,
     other_files,
     skipped_frame,
@@ -58,6 +59,7 @@ def celebdf_records(root, seed: int = 0, val_fraction: float = 0.15) -> list:
     found = [(folder, p) for folder in FOLDERS for p in video_files(root / folder)]
     rest = [_identity(folder, p.stem) for folder, p in found if f"{folder}/{p.name}" not in test]
     train_val = group_split(rest, (1 - val_fraction, val_fraction), seed, names=("train", "val"))
+    names = {folder: media_names(p for f, p in found if f == folder) for folder in FOLDERS}
     records = []
     for folder, p in found:
         rel = f"{folder}/{p.name}"
@@ -67,8 +69,8 @@ def celebdf_records(root, seed: int = 0, val_fraction: float = 0.15) -> list:
             raise DatasetLayoutError(f"{root / TEST_LIST}: {rel} is labelled "
                                      f"{'fake' if test[rel] else 'real'} but lives in {folder}/")
         split = "test" if rel in test else train_val[group]
-        records.append(MediaRecord(str(p), f"{folder}/{p.stem}", label, "Celeb-synthesis" if label else "original",
-                                   split, group, ""))
+        records.append(MediaRecord(str(p), f"{folder}/{names[folder][p.name]}", label,
+                                   "Celeb-synthesis" if label else "original", split, group, ""))
     return records
 
 

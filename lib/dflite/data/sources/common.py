@@ -64,6 +64,14 @@ def video_files(folder: Path) -> list:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTS and not p.name.startswith("."))
 
 
+def media_names(names) -> dict:
+    """{file name: its part of a media id}: the stem, or the whole name where two files in one folder share a
+    stem (004.mp4 and 004.avi become 004.mp4 and 004.avi, never one id that loses a video)."""
+    names = [Path(n).name for n in names]
+    stems = [Path(n).stem for n in names]
+    return {n: n if stems.count(s) > 1 else s for n, s in zip(names, stems)}
+
+
 def other_files(folder: Path) -> list:
     """Files in a video folder that are not videos dflite reads (skipped, and counted by inspect)."""
     folder = Path(folder)

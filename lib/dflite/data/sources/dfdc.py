@@ -12,6 +12,7 @@ from .common import (
     Inspection,
     MediaRecord,
     group_split,
+    media_names,
     not_video,
     other_files,
     skipped_frame,
@@ -60,7 +61,8 @@ def read_dfdc_metadata(part: Path) -> dict:
 
 def dfdc_records(root, seed: int = 0, val_parts=(), test_parts=()) -> list:
     """Videos listed in each part's metadata.json. Splits: by original video (a fake and its real
-    source, i.e. one identity, never in two splits) 70/15/15 seeded; or, when the user names val and
+    source, i.e. one identity, never in two splits) 70/15/15 seeded over the videos present (listed but absent
+    ones, recorded as missing at extraction, must not take a split's share); or, when the user names val and
     test part folders, by part (the rest is train). Files no metadata lists get split "unlisted"."""
     root = Path(root)
     parts = _dfdc_parts(root)
@@ -74,15 +76,18 @@ def dfdc_records(root, seed: int = 0, val_parts=(), test_parts=()) -> list:
     for part in parts:
         meta = read_dfdc_metadata(part)
         files = {p.name: p for p in video_files(part)}
+        names = media_names(set(meta) | set(files))
         for name in sorted(set(meta) | set(files)):
             label, original = meta.get(name, (0, name))
             path = files.get(name, part / name)  # listed but missing: a recorded failure at extraction
             split = named.get(part.name, named.get(part.name.rsplit("_", 1)[-1], "train")) if named else ""
             if name not in meta:
                 split = "unlisted"
-            found.append((part.name, Path(name).stem, path, label, Path(original).stem, split))
+            found.append((part.name, names[name], path, label, Path(original).stem, split))
     if not named:
-        by_group = group_split([g for *_, g, split in found if split != "unlisted"], seed=seed)
+        listed = [(g, Path(path).is_file()) for _, _, path, _, g, split in found if split != "unlisted"]
+        present = {g for g, here in listed if here}
+        by_group = group_split(present, seed=seed) | group_split({g for g, _ in listed} - present, seed=seed)
         found = [(pn, stem, path, label, g, split or by_group[g]) for pn, stem, path, label, g, split in found]
     return [MediaRecord(str(path), f"{pn}/{stem}", label, "fake" if label else "original", split, g, "")
             for pn, stem, path, label, g, split in found]

@@ -16,6 +16,7 @@ from .common import (
     DatasetLayoutError,
     Inspection,
     MediaRecord,
+    media_names,
     not_video,
     other_files,
     skipped_frame,
@@ -83,16 +84,21 @@ def ffpp_records(root, methods=METHODS, compression: str = "c23") -> list:
     reals = real_dir(root, compression)
     if not reals.is_dir():
         raise DatasetLayoutError(f"{reals} does not exist (compression {compression!r}); {EXPECTED}")
-    records = [MediaRecord(str(p), f"original/{p.stem}", 0, "original", id_split.get(p.stem, "unlisted"),
+    files = video_files(reals)
+    names = media_names(files)
+    records = [MediaRecord(str(p), f"original/{names[p.name]}", 0, "original", id_split.get(p.stem, "unlisted"),
                            p.stem, compression)
-               for p in video_files(reals)]
+               for p in files]
     for method in methods:
         masks = {m.stem: m for m in video_files(mask_dir(root, method))}
-        for p in video_files(fake_dir(root, method, compression)):
+        files = video_files(fake_dir(root, method, compression))
+        names = media_names(files)
+        for p in files:
             target = p.stem.split("_")[0]
             mask = masks.get(p.stem)
-            records.append(MediaRecord(str(p), f"{method}/{p.stem}", 1, method, id_split.get(target, "unlisted"),
-                                       target, compression, mask_path=str(mask) if mask else ""))
+            records.append(MediaRecord(str(p), f"{method}/{names[p.name]}", 1, method,
+                                       id_split.get(target, "unlisted"), target, compression,
+                                       mask_path=str(mask) if mask else ""))
     return records
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...config import OF_SPLITS
-from .common import Adapter, DatasetLayoutError, Inspection, MediaRecord
+from .common import Adapter, DatasetLayoutError, Inspection, MediaRecord, skipped_frame
 
 EXPECTED = """expected an OpenForensics root laid out as:
   Train_poly.json, Val_poly.json, Test-Dev_poly.json, Test-Challenge_poly.json  (COCO: images, annotations, categories)
@@ -71,8 +71,9 @@ def openforensics_records(root, split: str = "Train") -> list:
     return records
 
 
-def inspect_openforensics(root) -> pd.DataFrame:
-    """Images and faces (real / fake) per split present under an OpenForensics root."""
+def inspect_openforensics(root, absent: list | None = None) -> pd.DataFrame:
+    """Images and faces (real / fake) per split present under an OpenForensics root, and how many listed images
+    are not on disk (their paths, relative to the root, are appended to `absent` when given)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetLayoutError(f"{root} is not a folder; {EXPECTED}")
@@ -83,11 +84,22 @@ def inspect_openforensics(root) -> pd.DataFrame:
             continue
         doc = _load_coco(path)
         fake = sum(int(a["category_id"]) == 1 for a in doc["annotations"])
+        names = {img["file_name"] for img in doc["images"]}
+        gone = sorted(n for n in names if not _inside(root, n, path).is_file())
+        if absent is not None:
+            absent += gone
         rows.append({"split": split, "images": len(doc["images"]), "faces": len(doc["annotations"]),
-                     "real": len(doc["annotations"]) - fake, "fake": fake})
+                     "real": len(doc["annotations"]) - fake, "fake": fake, "missing images": len(gone)})
     if not rows:
         raise DatasetLayoutError(f"{root} holds no <Split>_poly.json; {EXPECTED}")
     return pd.DataFrame(rows).set_index("split")
+
+
+def _inspect(root, cfg) -> Inspection:
+    absent = []
+    table = inspect_openforensics(root, absent)
+    skipped = skipped_frame([{"file": f, "reason": "listed in its annotation file but not on disk"} for f in absent])
+    return Inspection({"images and faces per split": table}, {}, skipped)
 
 
 def _records(root, cfg) -> list:
@@ -103,4 +115,4 @@ ADAPTER = Adapter(
     name="openforensics", title="OpenForensics", media="image", expected=EXPECTED,
     splits="the dataset's own Train / Val / Test-Dev (test) / Test-Challenge folders",
     skip_reason="in no split", records=_records,
-    inspect=lambda root, cfg: Inspection({"images and faces per split": inspect_openforensics(root)}))
+    inspect=_inspect)

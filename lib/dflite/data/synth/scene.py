@@ -23,6 +23,22 @@ def random_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(bg, 0, 1)
 
 
+def busy_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Clutter that fires the face cascade: thousands of overlapping ellipses of random tone and colour (foliage,
+    a patterned tablecloth, a crowd's clothes), its grain scaled 1-3x so the false boxes span 60-400 px."""
+    grain = float(rng.choice([1.0, 1.5, 2.0, 3.0]))
+    sh, sw = max(8, int(h / grain)), max(8, int(w / grain))
+    img = np.full((sh, sw, 3), 0.5, np.float32)
+    tint = rng.uniform(0.6, 1.0, 3).astype(np.float32)
+    for _ in range(int(4000 * sh * sw / (720 * 1280)) + 50):
+        centre = (int(rng.integers(0, sw)), int(rng.integers(0, sh)))
+        axes = (int(rng.integers(4, 30)), int(rng.integers(4, 30)))
+        tone = float(rng.uniform(0, 1))
+        cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360, (tone * tint).tolist(), -1)
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def random_light(rng: np.random.Generator) -> Light:
     """A mostly frontal light from above, a little to one side, with a colour cast."""
     return Light(
