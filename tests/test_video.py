@@ -58,3 +58,25 @@ def test_decoder_messages_are_kept_whole_one_per_line():
 
     text = "[h264 @ 0x55d0] error while decoding MB 3 4\n\nPremature end of JPEG file\n"
     assert decoder_said(text) == "[h264 @ 0x55d0] error while decoding MB 3 4 | Premature end of JPEG file"
+
+
+def test_a_clip_with_a_display_rotation_is_read_upright(tiny_set, tmp_path):
+    """A phone clip: frames stored sideways, flagged to be shown rotated. Decoding must give them as shown, or
+    the frontal-face cascade finds nothing."""
+    import subprocess
+
+    from dflite import detect
+    from dflite.config import ExtractConfig
+
+    upright = read_frames(tiny_set.ffpp_root / "original_sequences/youtube/c23/videos/000.mp4")[:4]
+    write_mp4(tmp_path / "sideways.mp4", np.ascontiguousarray(np.rot90(upright, k=-1, axes=(1, 2))), fps=8, crf=0)
+    subprocess.run([video._ffmpeg(), "-y", "-loglevel", "error", "-display_rotation", "90", "-i",
+                    str(tmp_path / "sideways.mp4"), "-c", "copy", str(tmp_path / "phone.mp4")], check=True)
+    shown = read_frames(tmp_path / "phone.mp4")
+    assert shown.shape == upright.shape
+    assert np.abs(shown.astype(int) - upright.astype(int)).mean() < 3          # lossless but for yuv420p rounding
+    got, frames = read_sampled(tmp_path / "phone.mp4", [3])                     # the sampled path too
+    assert got == [3] and frames[0].shape == upright.shape[1:]
+    times = dict.fromkeys(detect.STAGES, 0.0)
+    *_, faces = detect.media_faces(tmp_path / "phone.mp4", ExtractConfig(frames=4, size=32), times)
+    assert len(faces) == 4

@@ -111,6 +111,9 @@ def _open(path) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         raise VideoError(path, "undecodable", "not a video container OpenCV/FFmpeg can open")
+    # Phone clips store frames sideways with a display-rotation flag: frames come out as shown (upright faces for
+    # the cascade). OpenCV's default, set explicitly because 4.11.0 shipped with it off.
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 
