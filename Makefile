@@ -11,7 +11,7 @@ PYTHON  ?= python3
 .PHONY: help setup lock reproduce test smoke results demo browser-test lab notebooks bench clean-runs
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  (PROFILE=quick|standard|paper for reproduce; default quick; DATA_ROOT=/path/to/FaceForensics++ with paper;"
 	@echo "   OVERRIDES=file.yaml changes the profile's settings, e.g. tests/paper_smoke.yaml)"
 

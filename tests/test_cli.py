@@ -18,6 +18,14 @@ def test_help_for_every_subcommand():
         assert res.returncode == 0 and "usage: dflite " + sub in res.stdout
 
 
+def test_version(capsys):
+    from dflite import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"dflite {__version__}"
+
+
 def test_synth_into_a_file_is_a_clear_error(tmp_path, capsys):
     target = tmp_path / "notes.txt"
     target.write_text("keep me")

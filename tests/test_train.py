@@ -1,6 +1,7 @@
 """The training engine: schedule, determinism, resume, finished runs, checkpoints, DDP."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -132,6 +133,7 @@ def test_ddp_two_cpu_processes(train_store, tmp_path):
            "--out", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert res.returncode == 0, res.stderr[-2000:]
+    assert re.search(r"test split: .*\bauc \d\.\d{4}", res.stdout)          # metrics in words, not a raw dict
     assert json.loads((out / "env.json").read_text())["world_size"] == 2
     assert len(pd.read_csv(out / "metrics.csv")) == 2
     assert torch.isfinite(torch.tensor(json.loads((out / "test_metrics.json").read_text())["auc"]))

@@ -121,7 +121,8 @@ def _train(args) -> int:
     if result is None:  # a non-zero rank under torchrun
         return 0
     print(f"run {paths.show(result.run_dir)}")
-    print({k: round(v, 4) for k, v in result.metrics.items()})
+    print("test split: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                     for k, v in result.metrics.items()))
     return 0
 
 
@@ -266,7 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.sources import ADAPTERS
 
     datasets = sorted(ADAPTERS)
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="dflite", description="Lightweight deepfake detection: data, study, tools.")
+    p.add_argument("--version", action="version", version=f"dflite {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="generate the built-in synthetic forensic dataset",
