@@ -20,7 +20,25 @@ def test_every_notebook_has_a_parameters_cell_with_profile():
         nb = nbformat.read(path, as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, path.name
-        assert 'profile = "quick"' in tagged[0].source
+        assert 'profile: str = "quick"' in tagged[0].source
+
+
+def test_papermill_knows_every_parameters_type_and_meaning():
+    """`papermill --help-notebook` shows each parameter's type (from its annotation) and its comment."""
+    import papermill as pm
+
+    for path in reproduce.notebooks():
+        params = pm.inspect_notebook(str(path))
+        assert params["profile"]["default"] == '"quick"', path.name
+        assert all(p["inferred_type_name"] in ("str", "int", "float", "bool") and p["help"] for p in params.values()), \
+            path.name
+
+
+def test_jupyter_opens_the_committed_notebooks_with_the_kernel_they_name():
+    """The kernelspec's display name is the installed kernel's, so opening a notebook does not mark it changed."""
+    for path in reproduce.notebooks():
+        spec = nbformat.read(path, as_version=4).metadata.kernelspec
+        assert (spec.name, spec.display_name) == ("python3", "Python 3 (ipykernel)"), path.name
 
 
 def test_every_notebook_ends_by_saying_how_long_it_ran():
@@ -82,7 +100,7 @@ def test_every_notebook_takes_the_dataset_and_the_paper_profile_sets_it():
     for path in reproduce.notebooks():
         nb = nbformat.read(path, as_version=4)
         params = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-        assert "dataset = " in params and "data_root = " in params, path.name
+        assert "dataset: str = " in params and "data_root: str = " in params, path.name
         paper = reproduce.parameters_for("paper", path.stem)
         assert paper["dataset"] == "ffpp" and paper["data_root"], path.name
 
