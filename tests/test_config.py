@@ -62,3 +62,33 @@ def test_study_settings_are_not_run_settings():
     fields = {f.name for f in config.dataclasses.fields(config.TrainConfig)}
     assert not fields & {"models", "seeds", "ablation_model", "latency_repeats"}
     assert len(config.get_profile("quick").baselines.seeds) >= 3
+
+
+def test_another_data_seed_runs_under_its_own_name_and_bad_parameters_are_refused():
+    from dflite import paths
+
+    assert config.resolve("quick").name == "quick"                      # the default run keeps its folders
+    one = config.resolve("quick", data_seed=1)
+    assert one.name == "quick-data1" and config.resolve(one).name == "quick-data1"
+    assert paths.synth_dir(one.name) != paths.synth_dir("quick")        # seeds live side by side
+    assert config.resolve("paper", dataset="ffpp", data_root="/x", data_seed=1).name == "paper"  # real data: no seed
+    for bad, message in (({"data_seed": -1}, "data_seed must be 0 or more"), ({"workers": 0}, "workers must be 1"),
+                         ({"data_seed": "abc"}, "data_seed must be int")):
+        with pytest.raises(ValueError, match=message):
+            config.resolve("quick", **bad)
+
+
+def test_dflite_synth_writes_another_seed_beside_the_default(monkeypatch, tmp_path):
+    from dflite import cli
+    from dflite.data import synth
+
+    made = []
+
+    def fake_generate(out, profile, seed, **kw):
+        made.append((out, profile, seed))
+        raise synth.OutputFolderError("stop here")
+    monkeypatch.setenv("DFLITE_DATA", str(tmp_path))
+    monkeypatch.setattr(synth, "generate", fake_generate)
+    cli.main(["synth", "--seed", "2"])
+    cli.main(["synth"])
+    assert [(o.name, p, s) for o, p, s in made] == [("quick-data2", "quick-data2", 2), ("quick", "quick", 0)]

@@ -13,11 +13,11 @@ def _synth(args) -> int:
     from .config import resolve
     from .data.synth import OutputFolderError, generate
 
-    out = args.out or paths.synth_dir(args.profile)
+    p = resolve(args.profile, data_seed=args.seed)  # another seed: its own folder and name (quick-data1)
+    out = args.out or paths.synth_dir(p.name)
     started = time.perf_counter()
     try:
-        summary = generate(out, profile=args.profile, seed=args.seed, force=args.force, workers=args.workers,
-                           cfg=resolve(args.profile).synth)
+        summary = generate(out, profile=p.name, seed=args.seed, force=args.force, workers=args.workers, cfg=p.synth)
     except OutputFolderError as e:
         print(f"dflite synth: {e}", file=sys.stderr)
         return 2
@@ -278,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ground-truth boxes and masks. Reuses a finished set made with the same "
                                    "settings; refuses folders it did not make.")
     s.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="dataset size (default: quick)")
-    s.add_argument("--out", help="output folder (default: data/synth/<profile>)")
+    s.add_argument("--out", help="output folder (default: data/synth/<profile>, data/synth/<profile>-dataN for "
+                                 "--seed N > 0)")
     s.add_argument("--seed", type=_at_least(0), default=0, help="random seed; same seed and profile -> identical files")
     s.add_argument("--force", action="store_true", help="regenerate a set dflite made, even if it is complete")
     s.add_argument("--workers", type=_at_least(1), default=None, help="processes (default: CPU count, at most 8)")

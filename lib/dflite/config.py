@@ -285,6 +285,11 @@ class Profile:
         # Recipe changes are typed like the fields they change: a wrong key or type fails when the profile is made.
         for changes in (*self.recipes.values(), *self.lottery.recipes.values(), self.structured.finetune):
             override(self.train, **changes)
+        # Checked here, before a notebook or command writes anything made with them.
+        if self.data_seed < 0:
+            raise ValueError(f"Profile.data_seed must be 0 or more, got {self.data_seed}")
+        if self.workers < 1:
+            raise ValueError(f"Profile.workers must be 1 or more, got {self.workers}")
 
     def recipe(self, model: str) -> TrainConfig:
         """The training recipe of `model`: the profile's TrainConfig with the model's own changes (an ImageNet
@@ -310,7 +315,17 @@ def resolve(profile, overrides: str = "", **changes) -> Profile:
     p = get_profile(profile) if isinstance(profile, str) else profile
     if overrides:
         p = apply_changes(p, read_overrides(overrides, p.name))
-    return override(p, **changes) if changes else p
+    p = override(p, **changes) if changes else p
+    return seeded_name(p)
+
+
+def seeded_name(p: Profile) -> Profile:
+    """A synthetic set of another seed runs under its own name (quick -> quick-data1), so its data, crop stores,
+    runs and results live beside the default seed's, and a seed sweep never finds the other seed's folders."""
+    suffix = f"-data{p.data_seed}"
+    if p.dataset != "synthetic" or not p.data_seed or p.name.endswith(suffix):
+        return p
+    return dataclasses.replace(p, name=p.name + suffix)
 
 
 def read_overrides(path, profile: str) -> dict:
