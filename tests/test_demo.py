@@ -87,3 +87,19 @@ def test_a_video_without_a_face_gets_a_clear_answer(app, tmp_path):
     text, annotated, *_, report = client.predict(handle_file(str(tmp_path / "grey.mp4")), runs["fake"],
                                                  api_name="/detect")
     assert report["verdict"] == "no face found" and "No face found" in text and annotated is None
+
+
+def test_an_image_scores_its_face_without_a_plot_and_a_broken_file_is_named_not_located(app, tiny_set, tmp_path):
+    import cv2
+
+    client, runs = app
+    frame = read_frames(next((tiny_set.ffpp_root / "original_sequences/youtube/c23/videos").glob("*.mp4")))[0]
+    cv2.imwrite(str(tmp_path / "face.png"), cv2.resize(frame, (320, 320)))
+    text, annotated, shown, plot, cam, report = client.predict(handle_file(str(tmp_path / "face.png")), runs["fake"],
+                                                               api_name="/detect")
+    assert report["kind"] == "image" and annotated is None and plot is None
+    assert report["score"] == max(f["score"] for f in report["faces"]) and "face's fake probability" in text
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all" * 100)
+    with pytest.raises(Exception) as err:
+        client.predict(handle_file(str(tmp_path / "broken.mp4")), runs["fake"], api_name="/detect")
+    assert "broken.mp4: undecodable" in str(err.value) and "/tmp" not in str(err.value)

@@ -135,7 +135,10 @@ def analyse(upload, run: str, frames: int, rule: detect.Rule = detect.Rule(), ma
     keep = {}
     cfg = override(det.extract, frames=frames, face_choice=detect.FACE_CHOICE)  # as `dflite detect`
     video = out / f"{path.stem}.annotated.mp4" if detect.media_kind(path) == "video" else None
-    report = detect.detect_media(path, det.model, cfg, rule, video_out=video, keep=keep)
+    try:
+        report = detect.detect_media(path, det.model, cfg, rule, video_out=video, keep=keep)
+    except detect.VideoError as e:  # named by the file's own name: the server's temporary folder is nobody's business
+        raise ValueError(f"{path.name}: {e.reason}" + (f" ({e.detail})" if e.detail else "")) from None
     report = {**report, "detector": {"source": det.source, "trained_on": det.trained_on}}
     if report["verdict"] == "no face found":
         why = report.get("reason") or f"no face in its {report['frames_sampled']} sampled frame(s)"
@@ -150,7 +153,8 @@ def analyse(upload, run: str, frames: int, rule: detect.Rule = detect.Rule(), ma
     worst = int(np.argmax([f["score"] for f in report["faces"]]))
     frame = keep["annotated"][report["faces"][worst]["frame"]][..., ::-1]
     cam = cam_overlay(det.model, keep["crops"][worst])
-    return text, str(video) if video else None, frame, score_plot(report, rule.threshold), cam, report
+    plot = score_plot(report, rule.threshold) if report["kind"] == "video" else None  # one point says nothing
+    return text, str(video) if video else None, frame, plot, cam, report
 
 
 def build_app(run: str | None = None, max_mb: float = MAX_MB, profile="quick"):
@@ -177,8 +181,8 @@ def build_app(run: str | None = None, max_mb: float = MAX_MB, profile="quick"):
 
     with gr.Blocks(title="dflite: deepfake detection demo") as app:
         gr.Markdown("## dflite: is this face video a deepfake?\nUpload a video or an image: dflite samples "
-                    f"{frames} frames, finds the biggest face (OpenCV Haar), scores each face with the chosen "
-                    "detector and gives a verdict.")
+                    f"{frames} frames, finds the face (OpenCV Haar: the most confident box with a pair of eyes), "
+                    "scores it with the chosen detector and gives a verdict.")
         with gr.Row():
             with gr.Column(scale=1):
                 chosen = gr.Dropdown([(paths.show(r), r) for r in runs], value=run, label="Run folder",
