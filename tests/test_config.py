@@ -72,6 +72,8 @@ def test_another_data_seed_runs_under_its_own_name_and_bad_parameters_are_refuse
     assert one.name == "quick-data1" and config.resolve(one).name == "quick-data1"
     assert paths.synth_dir(one.name) != paths.synth_dir("quick")        # seeds live side by side
     assert config.resolve("paper", dataset="ffpp", data_root="/x", data_seed=1).name == "paper"  # real data: no seed
+    assert config.resolve(one, data_seed=0).name == "quick" and config.resolve(one, data_seed=2).name == "quick-data2"
+    assert config.resolve(one, dataset="ffpp", data_root="/x").name == "quick"
     for bad, message in (({"data_seed": -1}, "data_seed must be 0 or more"), ({"workers": 0}, "workers must be 1"),
                          ({"data_seed": "abc"}, "data_seed must be int")):
         with pytest.raises(ValueError, match=message):
@@ -92,3 +94,14 @@ def test_dflite_synth_writes_another_seed_beside_the_default(monkeypatch, tmp_pa
     cli.main(["synth", "--seed", "2"])
     cli.main(["synth"])
     assert [(o.name, p, s) for o, p, s in made] == [("quick-data2", "quick-data2", 2), ("quick", "quick", 0)]
+
+
+def test_a_synthetic_roots_store_takes_the_name_its_set_was_made_for(tmp_path):
+    import json
+
+    from dflite.data.store import synthetic_profile
+
+    (tmp_path / "set" / "ffpp").mkdir(parents=True)
+    (tmp_path / "set" / "dflite_synth.json").write_text(json.dumps({"made_by": "dflite", "profile": "quick-data1"}))
+    assert synthetic_profile(tmp_path / "set" / "ffpp") == "quick-data1"
+    assert synthetic_profile(tmp_path) is None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from dflite import detect
-from dflite.config import ExtractConfig
+from dflite.config import ExtractConfig, override
 from dflite.data.video import read_frames, write_mp4
 from dflite.nets.checkpoint import save_model
 from dflite.nets.models import create_model
@@ -111,6 +111,31 @@ def test_an_image_scores_its_face_and_a_video_needs_enough_face_frames():
     assert few["verdict"] == "no face found" and few["score"] is None and "2 of 16" in few["reason"]
     assert detect.media_verdict("video", [0.9, 0.9], 16, detect.Rule(min_frames=2))["verdict"] == "FAKE"
     assert detect.media_verdict("video", [0.9, 0.1, 0.9], 3)["verdict"] == "FAKE"   # all it sampled is enough
+
+
+def test_the_drawn_verdict_never_says_what_the_report_would_not():
+    rule = detect.Rule()
+    assert detect.running("video", [0.9], 16, rule) == {"verdict": "1 of 4 face frames", "score": None}
+    assert detect.running("video", [0.9] * 4, 16, rule)["verdict"] == "FAKE"
+    assert detect.running("image", [0.7], 1, rule) == {"verdict": "FAKE", "score": 0.7}
+    assert detect.running("video", [], 16, rule)["verdict"] == "no face found"
+
+
+def test_a_picture_of_clutter_gets_no_verdict_and_the_reason(weights, tmp_path):
+    from dflite.data.synth.sizes import face_scene
+
+    rng = np.random.default_rng(5)
+    model = detect.load_detector(weights=str(weights)).model
+    cfg = ExtractConfig(size=48, min_size=40)
+    for _ in range(6):                               # the first frame of clutter where the cascade fires
+        cv2.imwrite(str(tmp_path / "crowd.png"), face_scene(rng, (480, 854), 0, busy=True)[0])
+        fooled = detect.detect_media(tmp_path / "crowd.png", model, cfg)
+        if fooled["faces"]:
+            break
+    assert fooled["faces"] and fooled["verdict"] in ("FAKE", "REAL")       # biggest: a verdict on clutter
+    report = detect.detect_media(tmp_path / "crowd.png", model, override(cfg, face_choice="evidence"))
+    assert report["verdict"] == "no face found" and report["faces"] == []
+    assert "none of them plausible" in report["reason"] and report["frames_rejected"]
 
 
 def _folder_of_copies(tiny_set, folder, n=2):

@@ -94,3 +94,11 @@ def test_a_frame_whose_boxes_all_lack_eyes_gives_no_crop_and_says_why():
     assert all("none with a pair of eyes" in why for _, why in rejected)
     with pytest.raises(ValueError, match="unknown face_choice 'largest'"):
         faces_in_frames([0], frames[:1], ExtractConfig(face_choice="largest"), times)
+
+
+def test_the_eye_check_takes_boxes_hanging_off_the_frame():
+    from dflite.data.faces import has_eyes
+
+    frame = np.zeros((200, 300, 3), np.uint8)
+    for box in ([299, 0, 400, 400], [0, 199, 400, 400], [-50, -50, 100, 100]):
+        assert has_eyes(frame, box) is False

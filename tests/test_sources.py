@@ -149,3 +149,11 @@ def test_inspect_reports_listed_images_that_are_not_on_disk(tmp_path):
     found = get_adapter("openforensics").inspect(root, ExtractConfig())
     assert found.skipped.to_dict("records") == [{"file": "Images/Train/9c541c578f.jpg",
                                                  "reason": "listed in its annotation file but not on disk"}]
+
+
+def test_two_images_sharing_a_stem_keep_both_ids(tmp_path):
+    images = [{"id": 0, "file_name": "Images/Train/a.jpg"}, {"id": 1, "file_name": "Images/Train/a.png"},
+              {"id": 2, "file_name": "Images/Train/b.jpg"}]
+    annotations = [{"id": i, "image_id": i, "category_id": 0, "bbox": [1, 2, 30, 30]} for i in range(3)]
+    recs = openforensics_records(write_of(tmp_path, images=images, annotations=annotations))
+    assert [r.media_id for r in recs] == ["Train/a.jpg", "Train/a.png", "Train/b"]

@@ -51,8 +51,9 @@ def _reproduce(args) -> int:
 
 def _extract(args) -> int:
     from .config import override, resolve
-    from .data.extract import IncompleteStoreError, extract, is_synthetic, parse_shard, store_dir
+    from .data.extract import IncompleteStoreError, extract, parse_shard, store_dir
     from .data.sources import DatasetLayoutError
+    from .data.store import synthetic_profile
     from .folders import OutputFolderError
 
     cfg = resolve(args.profile).extract
@@ -62,7 +63,9 @@ def _extract(args) -> int:
                                  ("dfdc_val_parts", _names(args.dfdc_val_parts)),
                                  ("dfdc_test_parts", _names(args.dfdc_test_parts))) if v is not None}
     cfg = override(cfg, **changes)
-    out = args.out or store_dir(args.profile, args.dataset, cfg, synthetic=is_synthetic(args.root))
+    # A synthetic set of another seed (quick-data1) gets its store under that name, never the default seed's.
+    made_for = synthetic_profile(args.root)
+    out = args.out or store_dir(made_for or args.profile, args.dataset, cfg, synthetic=made_for is not None)
     try:
         shard = parse_shard(args.shard) if args.shard else None
         store = extract(args.dataset, args.root, out, cfg, workers=args.workers, force=args.force, shard=shard,

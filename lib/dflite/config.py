@@ -322,10 +322,11 @@ def resolve(profile, overrides: str = "", **changes) -> Profile:
 def seeded_name(p: Profile) -> Profile:
     """A synthetic set of another seed runs under its own name (quick -> quick-data1), so its data, crop stores,
     runs and results live beside the default seed's, and a seed sweep never finds the other seed's folders."""
-    suffix = f"-data{p.data_seed}"
-    if p.dataset != "synthetic" or not p.data_seed or p.name.endswith(suffix):
-        return p
-    return dataclasses.replace(p, name=p.name + suffix)
+    import re
+
+    base = re.sub(r"-data\d+$", "", p.name)  # a profile resolved again keeps one suffix, the seed it has now
+    name = base + (f"-data{p.data_seed}" if p.dataset == "synthetic" and p.data_seed else "")
+    return p if name == p.name else dataclasses.replace(p, name=name)
 
 
 def read_overrides(path, profile: str) -> dict:

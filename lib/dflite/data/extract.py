@@ -133,7 +133,8 @@ def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> 
     t = time.perf_counter()
     masks = _mask_frames(r, got, result)
     times["decode"] += time.perf_counter() - t
-    hits = faces_in_frames(got, frames, cfg, times)
+    rejected = []
+    hits = faces_in_frames(got, frames, cfg, times, rejected)
     result["with_face"] = len({idx for idx, *_ in hits})
     for idx, k, box, crop in hits:
         path = out / "crops" / r.media_id / f"{idx:05d}_{k}.png"
@@ -148,7 +149,9 @@ def process_video(r: MediaRecord, cfg: ExtractConfig, out: Path, root: Path) -> 
         times["write"] += time.perf_counter() - t
         result["rows"].append(_row(r, idx, k, box, True, path, out, root))
     if not result["rows"]:
-        result["failure"] = {"reason": "no face", "detail": f"no face in {len(frames)} sampled frames"}
+        why = (f"; {len(rejected)} had face boxes the {cfg.face_choice} rule rejected ({rejected[0][1]})"
+               if rejected else "")
+        result["failure"] = {"reason": "no face", "detail": f"no face in {len(frames)} sampled frames{why}"}
     return result
 
 

@@ -116,6 +116,8 @@ def has_eyes(frame: np.ndarray, box) -> bool:
         return False
     roi = roi if roi.ndim == 2 else cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY)
     s = EYE_WIDTH / max(w, 1)
+    if min(round(roi.shape[0] * s), round(roi.shape[1] * s)) < 1:  # a box almost wholly outside the frame
+        return False
     roi = cv2.resize(roi, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     eyes = load_cascade(EYE_CASCADE_FILE).detectMultiScale(roi, scaleFactor=1.1, minNeighbors=3, minSize=(12, 12),
                                                            maxSize=(EYE_WIDTH // 2, EYE_WIDTH // 2))
@@ -127,11 +129,17 @@ def has_eyes(frame: np.ndarray, box) -> bool:
                and max(a[2], b[2]) <= 1.5 * min(a[2], b[2]) for a in left for b in right)
 
 
-def plausible_faces(frame: np.ndarray, cfg: HaarConfig = HaarConfig()) -> tuple:
+def plausible_faces(frame: np.ndarray, cfg: HaarConfig = HaarConfig(), first: bool = False) -> tuple:
     """(boxes with a pair of eyes, most confident first; boxes the cascade found): the `evidence` rule's
-    candidates."""
+    candidates. `first`: stop at the most confident one (one face per frame: clutter can give dozens of boxes)."""
     boxes, _ = detect_scored(frame, cfg)
-    return np.asarray([b for b in boxes if has_eyes(frame, b)], dtype=np.int64).reshape(-1, 4), len(boxes)
+    kept = []
+    for b in boxes:
+        if has_eyes(frame, b):
+            kept.append(b)
+            if first:
+                break
+    return np.asarray(kept, dtype=np.int64).reshape(-1, 4), len(boxes)
 
 
 def detect_near(frame: np.ndarray, previous, cfg: HaarConfig = HaarConfig(), roi_factor: float = 1.8,
@@ -204,7 +212,8 @@ def haar_config(cfg: ExtractConfig) -> HaarConfig:
 def choose_faces(frame: np.ndarray, previous, cfg: ExtractConfig, haar: HaarConfig) -> tuple:
     """(boxes, best first; why none) in one frame under cfg.face_choice. `biggest`: the cascade's boxes, largest
     first (searched near the previous face first when tracking). `evidence`: the boxes with a pair of eyes,
-    most confident first; near the previous face (which had them) first when tracking."""
+    most confident first; when tracking, a box with eyes near the previous face (which had them) is taken first,
+    the largest there (the window holds one face)."""
     tracking = cfg.track and not cfg.all_faces
     if cfg.face_choice == "biggest":
         return (detect_near(frame, previous, haar) if tracking else detect_faces(frame, haar)), ""
@@ -214,7 +223,7 @@ def choose_faces(frame: np.ndarray, previous, cfg: ExtractConfig, haar: HaarConf
         near = [b for b in search_near(frame, previous, haar) if has_eyes(frame, b)]
         if near:
             return np.asarray(near, dtype=np.int64), ""
-    boxes, found = plausible_faces(frame, haar)
+    boxes, found = plausible_faces(frame, haar, first=not cfg.all_faces)
     return boxes, (f"{found} face box{'es' if found > 1 else ''}, none with a pair of eyes" if found and not len(boxes)
                    else "")
 

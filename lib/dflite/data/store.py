@@ -83,6 +83,13 @@ def is_synthetic(root) -> bool:
     return (Path(root).resolve().parent / SYNTH_MARKER).is_file()
 
 
+def synthetic_profile(root) -> str | None:
+    """The profile name a `dflite synth` set was made for (quick, quick-data1, ...), from its marker; None for a
+    root that is not inside one. A store of it lives under that name, beside the notebooks' own."""
+    marker = Path(root).resolve().parent / SYNTH_MARKER
+    return json.loads(marker.read_text()).get("profile") if marker.is_file() else None
+
+
 def load_store(out) -> CropStore:
     """Read a finished crop store; a clear error if it is missing or unfinished."""
     out = Path(out)

@@ -19,9 +19,10 @@ from .media import (
     media_faces,
     media_kind,
     media_verdict,
+    running,
     verdict,
 )
 
 __all__ = ["FACE_CHOICE", "IMAGE_EXTS", "STAGES", "VIDEO_EXTS", "Detector", "NotMediaError", "Rule", "VideoError",
            "annotate", "classify", "detect_all", "detect_media", "expand_inputs", "load_detector", "media_faces",
-           "media_kind", "media_verdict", "report_keys", "run_settings", "verdict"]
+           "media_kind", "media_verdict", "report_keys", "run_settings", "running", "verdict"]

@@ -49,7 +49,7 @@ def detect_all(paths, detector: Detector, out, frames: int | None = None, rule: 
     files = expand_inputs(paths, skip=out)
     if not files:
         raise ValueError(f"no videos ({' '.join(VIDEO_EXTS)}) or images ({' '.join(IMAGE_EXTS)}) in "
-                         + ", ".join(map(str, paths)))
+                         + ", ".join(map(str, paths)) + f" (files inside --out {out} are never inputs)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     reports = []
@@ -62,6 +62,7 @@ def detect_all(paths, detector: Detector, out, frames: int | None = None, rule: 
                              "choose another --out, or pass --force to score it again", ValueError)
                 reports.append(old)
                 continue
+        (out / f"{key}.annotated.mp4").unlink(missing_ok=True)  # a rescored input never keeps an old video
         try:
             report = detect_media(path, detector.model, cfg, rule,
                                   video_out=out / f"{key}.annotated.mp4" if videos else None)

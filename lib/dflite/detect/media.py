@@ -164,6 +164,15 @@ def media_verdict(kind: str, frame_scores: list, sampled: int, rule: Rule = Rule
     return verdict(frame_scores, rule)
 
 
+def running(kind: str, seen: list, sampled: int, rule: Rule) -> dict:
+    """The verdict drawn on a frame: the report's rule over the face frames so far; before a video has the face
+    frames a verdict needs, how many it has (never a verdict the report would not give)."""
+    need = 1 if kind == "image" else min(rule.min_frames, sampled)
+    if seen and len(seen) < need:
+        return {"verdict": f"{len(seen)} of {need} face frames", "score": None}
+    return media_verdict(kind, seen, sampled, rule)
+
+
 def annotate(frame: np.ndarray, faces: list, running: dict) -> np.ndarray:
     """A copy of a BGR frame with each face's box coloured by its label and score, the running verdict top-left."""
     out = frame.copy()
@@ -180,24 +189,32 @@ def annotate(frame: np.ndarray, faces: list, running: dict) -> np.ndarray:
     return out
 
 
-def media_faces(path: Path, cfg: ExtractConfig, times: dict, rejected: list | None = None) -> tuple:
+def media_faces(path: Path, cfg: ExtractConfig, times: dict, rejected: list | None = None,
+                notes: dict | None = None) -> tuple:
     """(kind, frame indices, frames, faces) of one video (its sampled frames) or image; faces as
     `faces_in_frames` gives them (frames whose boxes the face rule rejected go to `rejected`). Adds seconds to
-    times["decode"], ["detect"] and ["crop"]."""
+    times["decode"], ["detect"] and ["crop"]; what the decoder printed goes to notes["decoder"]."""
     path = Path(path)
     kind = media_kind(path)
     t = time.perf_counter()
-    # FFmpeg's and libjpeg's warnings go into the report (times["decoder"]), not onto the terminal.
+    # FFmpeg's and libjpeg's warnings go into the report, not onto the terminal; on a failure, into its error.
     with captured_stderr() as err:
-        if kind == "video":
-            got, frames = read_sampled(path, lambda n: sample_frame_indices(n, cfg.sampling, cfg.frames, 1, path.name,
-                                                                            cfg.seed))
+        try:
+            if kind == "video":
+                got, frames = read_sampled(path, lambda n: sample_frame_indices(n, cfg.sampling, cfg.frames, 1,
+                                                                                path.name, cfg.seed))
+            else:
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                got, frames = ([0], [image]) if image is not None else ([], [])
+        except VideoError as e:
+            failed = e
         else:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            got, frames = ([0], [image]) if image is not None else ([], [])
+            failed = None
     said = decoder_said(err["text"])
-    if said:
-        times["decoder"] = said
+    if failed is not None:
+        raise VideoError(path, failed.reason, failed.detail + (f"; decoder said: {said}" if said else ""))
+    if said and notes is not None:
+        notes["decoder"] = said
     if not frames:
         reason = "no frames" if kind == "video" else "undecodable"
         what = "the container holds no decodable frame" if kind == "video" else "not an image OpenCV can read"
@@ -212,8 +229,8 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
     report; `keep` (a dict), when given, receives the face crops and the annotated frames (the demo shows them)."""
     path = Path(path)
     times = dict.fromkeys(STAGES, 0.0)
-    rejected = []
-    kind, got, frames, hits = media_faces(path, cfg, times, rejected)
+    rejected, notes = [], {}
+    kind, got, frames, hits = media_faces(path, cfg, times, rejected, notes)
     t = time.perf_counter()
     scores = classify(model, [crop for *_, crop in hits])
     times["classify"] = time.perf_counter() - t
@@ -223,7 +240,10 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
     for f in faces:
         per_frame[f["frame"]] = max(per_frame.get(f["frame"], 0.0), f["score"])
     result = media_verdict(kind, list(per_frame.values()), len(frames), rule)
-    said = times.pop("decoder", "")
+    if not per_frame and rejected:  # boxes there were, but the face rule took none of them
+        result["reason"] = (f"{len(rejected)} of {len(frames)} sampled frames had face boxes, none of them "
+                            f"plausible ({cfg.face_choice} rule: {rejected[0][1]})")
+    said = notes.get("decoder", "")
     report = {"input": path.name, "kind": kind, **result, "rule": asdict(rule),
               "mean_face_score": round(float(np.mean([f["score"] for f in faces])), 4) if faces else None,
               "model": model.dflite_spec["name"], "input_size": model.dflite_spec["input_size"],
@@ -236,13 +256,12 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
     if (video_out is not None and kind == "video") or keep is not None:
         t = time.perf_counter()
         shown, seen = [], []
-        drawn = replace(rule, kind="mean") if kind == "image" else rule  # an image's score is its face's
         for idx, frame in zip(got, frames):
             if idx in per_frame:
                 seen.append(per_frame[idx])
             mine = [(f["box"], f["score"], f["score"] >= rule.threshold) for f in faces if f["frame"] == idx]
             shown.append(annotate(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), mine,
-                                  verdict(seen, drawn)))
+                                  running(kind, seen, len(frames), rule)))
         h, w = shown[0].shape[:2]
         # yuv420p needs even sides; browsers play H.264 yuv420p mp4.
         shown = [np.ascontiguousarray(f[: h - h % 2, : w - w % 2]) for f in shown]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...config import OF_SPLITS
-from .common import Adapter, DatasetLayoutError, Inspection, MediaRecord, skipped_frame
+from .common import Adapter, DatasetLayoutError, Inspection, MediaRecord, media_names, skipped_frame
 
 EXPECTED = """expected an OpenForensics root laid out as:
   Train_poly.json, Val_poly.json, Test-Dev_poly.json, Test-Challenge_poly.json  (COCO: images, annotations, categories)
@@ -57,6 +57,8 @@ def openforensics_records(root, split: str = "Train") -> list:
         raise DatasetLayoutError(f"missing {path}; {EXPECTED}")
     doc = _load_coco(path)
     images = {img["id"]: img for img in doc["images"]}
+    # One media id per listed image: two images sharing a stem (a.jpg, a.png) keep their extensions.
+    names = media_names(img["file_name"] for img in doc["images"])
     faces_seen: dict = {}
     records = []
     for ann in doc["annotations"]:
@@ -66,7 +68,7 @@ def openforensics_records(root, split: str = "Train") -> list:
         file = _inside(root, img["file_name"], path)
         k = faces_seen[img["id"]] = faces_seen.get(img["id"], -1) + 1
         label = int(ann["category_id"])
-        records.append(MediaRecord(str(file), f"{split}/{file.stem}", label, "fake" if label else "original",
+        records.append(MediaRecord(str(file), f"{split}/{names[file.name]}", label, "fake" if label else "original",
                                    SPLIT_NAMES[split], file.stem, face=k, box=tuple(ann["bbox"])))
     return records
 
