@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 from dflite import config, paths
-from dflite.studies import face_choice
+from dflite.studies import face_choice, report
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     print(table.to_string(index=False))
     print(f"\n{face_choice.summary(table).round(3).to_string()}\n[{time.perf_counter() - started:.0f} s]")
     if args.publish:
-        print("published:", paths.show(face_choice.publish(p)))
+        print("published:", paths.show(report.publish_table(p, "face_choice")))
 
 
 if __name__ == "__main__":

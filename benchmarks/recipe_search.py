@@ -13,7 +13,7 @@ import argparse
 
 import pandas as pd
 from dflite import config, paths
-from dflite.studies import tuning
+from dflite.studies import report, tuning
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     pd.set_option("display.width", 220)
     print(table.round(4).to_string(index=False))
     if args.publish:
-        print("published:", paths.show(tuning.publish(p)))
+        print("published:", paths.show(report.publish_table(p, "recipe_search")))
     off = tuning.disagreements(table)
     print("\nthe profile's recipes are the chosen ones" if not off else
           "\nchosen candidates the profile does not use yet: " + "; ".join(off))

@@ -57,7 +57,7 @@ def test_unknown_profile_is_rejected():
     ["extract", "--dataset", "ffpp", "--root", ".", "--workers", "zero"],
     ["train", "--store", ".", "--model", "cnn5", "--epochs", "0"],
     ["train", "--store", ".", "--model", "cnn5", "--threads", "0"],
-    ["demo", "--max-mb", "0"], ["demo", "--port", "0"]])
+    ["demo", "--max-mb", "0"], ["demo", "--max-mb", "nan"], ["demo", "--port", "0"], ["demo", "--port", "70000"]])
 def test_a_number_out_of_range_is_refused_by_its_option(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)

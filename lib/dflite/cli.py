@@ -187,41 +187,34 @@ def detect_line(r: dict) -> str:
             f"{r['frames_with_face']} of {r['frames_sampled']} frames with a face)")
 
 
-def _at_least(low: int):
-    """An argparse type: an integer of at least `low` (argparse names the option in its error)."""
-    def parse(text: str) -> int:
+def _number(cast, ok, expected: str):
+    """An argparse type: the text as `cast` (int or float), kept where ok(value); argparse names the option in
+    its error."""
+    def parse(text: str):
         try:
-            value = int(text)
+            value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected at least {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if cast is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not ok(value):  # NaN fails every comparison, so it is refused too
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
         return value
     return parse
 
 
-def _positive(text: str) -> float:
-    """An argparse type: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected above 0, got {value}")
-    return value
+def _at_least(low: int):
+    return _number(int, lambda v: v >= low, f"at least {low}")
 
 
 def _fraction(low_open: bool):
-    """An argparse type: a number in [0, 1], or in (0, 1] when `low_open`."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (0 < value <= 1 if low_open else 0 <= value <= 1):
-            raise argparse.ArgumentTypeError(f"expected {'above 0' if low_open else '0'} to 1, got {value}")
-        return value
-    return parse
+    """A number in [0, 1], or in (0, 1] when `low_open`."""
+    if low_open:
+        return _number(float, lambda v: 0 < v <= 1, "above 0 to 1")
+    return _number(float, lambda v: 0 <= v <= 1, "0 to 1")
+
+
+_positive = _number(float, lambda v: v > 0, "above 0")
+_port = _number(int, lambda v: 1 <= v <= 65535, "a port from 1 to 65535")
 
 
 def _demo(args) -> int:
@@ -376,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "CNN-5 baseline). Needs the demo extra.")
     w.add_argument("--run", help="run folder to start with (any other can be picked in the page)")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 to share on the network)")
-    w.add_argument("--port", type=_at_least(1), default=7860)
+    w.add_argument("--port", type=_port, default=7860)
     w.add_argument("--max-mb", type=_positive, default=100, help="largest upload in MB")
     w.add_argument("--profile", default="quick", choices=sorted(PROFILES),
                    help="default run and frames per video (default: quick)")

@@ -78,16 +78,19 @@ def store_dir(profile: str, dataset: str, cfg: ExtractConfig, synthetic: bool = 
     return paths.data_dir() / "crops" / profile / f"{'synthetic_' if synthetic else ''}{dataset}_{config_hash(cfg)}"
 
 
+def _synth_marker(root) -> Path:
+    return Path(root).resolve().parent / SYNTH_MARKER  # a generated set's roots sit one level below its marker
+
+
 def is_synthetic(root) -> bool:
-    """A dataset root inside a set `dflite synth` generated (its marker sits one level up)."""
-    return (Path(root).resolve().parent / SYNTH_MARKER).is_file()
+    """A dataset root inside a set `dflite synth` generated."""
+    return _synth_marker(root).is_file()
 
 
 def synthetic_profile(root) -> str | None:
     """The profile name a `dflite synth` set was made for (quick, quick-data1, ...), from its marker; None for a
     root that is not inside one. A store of it lives under that name, beside the notebooks' own."""
-    marker = Path(root).resolve().parent / SYNTH_MARKER
-    return json.loads(marker.read_text()).get("profile") if marker.is_file() else None
+    return json.loads(_synth_marker(root).read_text()).get("profile") if is_synthetic(root) else None
 
 
 def load_store(out) -> CropStore:

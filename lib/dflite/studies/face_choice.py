@@ -8,14 +8,12 @@ The published table comes from frames the rule was never designed or checked on 
 """
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 
 from ..analysis.report import table as mdtable
 from ..config import Profile
 from ..data.synth.sizes import FACE_SIDES, choice_by_size
-from ..engine.runs import results_path, write_results
+from ..engine.runs import write_results
 
 NAME = "face_choice"
 # The rule was designed on seed 0's frames and checked on seed 3's; seed 1's table then showed one eye pair in
@@ -41,17 +39,6 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"face frames": f.frames, "true face": f.true_face / f.frames,
                          "another box": f.other_box / f.frames, "no box": f.no_box / f.frames,
                          "frames without a face": e.frames, "crop made there": e.other_box / e.frames})
-
-
-def publish(p: Profile):
-    """Copy the table into results/<profile>/ (the published results the README is generated from)."""
-    from .report import published_dir  # report shows this table in the README: imported here, not at the top
-
-    source = results_path(p.name, NAME)
-    target = published_dir(p) / source.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    return target
 
 
 def findings(table: pd.DataFrame) -> str:

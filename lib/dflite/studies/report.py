@@ -18,7 +18,7 @@ from .. import paths
 from ..analysis.report import Markdown
 from ..analysis.report import table as mdtable
 from ..config import Profile
-from ..engine.runs import versions
+from ..engine.runs import results_path, versions
 from ..folders import write_json
 from . import baselines, face_choice, gradcam, lottery, results_dir, structured, transfer, tuning, video
 
@@ -88,6 +88,16 @@ def write_readme(p: Profile, readme: Path | None = None, folder=None) -> bool:
     new = _pattern(p).sub(lambda _: block, text)
     readme.write_text(new)
     return new != text
+
+
+def publish_table(p: Profile, name: str) -> Path:
+    """Copy one results table a benchmark wrote (data/runs/<profile>/results/<name>.csv) into results/<profile>/,
+    where the README's findings read it: benchmarks/recipe_search.py and face_choice.py --publish."""
+    source = results_path(p.name, name)
+    target = published_dir(p) / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
 
 
 def publish(p: Profile, command: str = "") -> Path:

@@ -13,19 +13,17 @@ the runs' folders (fit writes them) but nothing here reads them.
 """
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 
 from ..analysis.report import table as mdtable
 from ..analysis.stats import cell, t_interval
 from ..config import Profile, TrainConfig, override
 from ..engine.jobs import run_jobs
-from ..engine.runs import results_path, write_results
+from ..engine.runs import write_results
 from ..experiments.dense import Dense
 from . import crop_store
 
-__all__ = ["candidates", "choices", "disagreements", "findings", "profile_recipe", "publish", "recipes", "run",
+__all__ = ["candidates", "choices", "disagreements", "findings", "profile_recipe", "recipes", "run",
            "search_jobs"]
 
 LR_STEPS = {"lr x0.5": 0.5, "lr x2": 2.0}
@@ -122,17 +120,6 @@ def disagreements(table: pd.DataFrame) -> list:
     off = [f"{r.recipe} {r.model}: {r.candidate}" for r in chosen.itertuples() if r.candidate != "profile"]
     slow = table[(table["candidate"] == "profile") & (table["within_fp32_ci"].astype(str) == "False")]
     return off + [f"{r.recipe} {r.model}: bf16 below the fp32 twin's CI" for r in slow.itertuples()]
-
-
-def publish(p: Profile):
-    """Copy the search's table into results/<profile>/ (the published results the README is generated from)."""
-    from .report import published_dir  # report shows this table in the README: imported here, not at the top
-
-    source = results_path(p.name, "recipe_search")
-    target = published_dir(p) / source.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    return target
 
 
 def findings(table: pd.DataFrame) -> str:
