@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 from dflite.analysis import labels
-from dflite.compress.deploy import export_onnx, ort_latency_ms, quantize_int8, session
+from dflite.compress.deploy import export_onnx, ort_latency_ms, quantize_int8, session, timed_together
 from dflite.compress.distill import Distiller, soft_loss
 from dflite.compress.structured import (
     calibration_batches,
@@ -267,6 +267,30 @@ def test_onnx_export_fp32_and_int8(tmp_path):
     assert np.corrcoef(q.ravel(), want.ravel())[0, 1] > 0.9
     assert ort_latency_ms(int8, 32, threads=1, repeats=3, warmup=1) > 0
     assert not list(tmp_path.glob("*.pre.onnx")) and not list(tmp_path.glob("*.part.onnx"))
+
+
+def test_timed_together_keeps_ratios_when_the_load_changes():
+    """A load that grows tenfold halfway through the timing (a neighbour's job starting) leaves the ratio of two
+    nets timed in interleaved rounds where it was; timed one after the other (one round) it reads 5x wrong."""
+    class Clock:
+        now = 0.0
+
+        def __call__(self):
+            return self.now
+
+    clock = Clock()
+
+    def net(cost):
+        def call():
+            clock.now += cost * (1 if clock.now < 100 else 10)
+        return call
+
+    calls = {"slow": net(2.0), "fast": net(1.0)}
+    together = timed_together(calls, 1, repeats=60, rounds=6, warmup=5, clock=clock)
+    assert together["slow"] / together["fast"] == pytest.approx(2.0, rel=0.05)
+    clock.now = 0.0
+    apart = timed_together(calls, 1, repeats=60, rounds=1, warmup=5, clock=clock)
+    assert apart["slow"] / apart["fast"] == pytest.approx(0.2, rel=0.05)
 
 
 # ---- slimming runs ----

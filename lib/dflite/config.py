@@ -213,7 +213,7 @@ class StructuredStudy:
     int8_calib_batches: int = 8      # batches of training crops that calibrate static int8 quantisation
     latency_sizes: tuple = (224,)    # input sides timed besides the profile's own
     latency_threads: tuple = (1, 2)  # thread counts timed, the same for every runtime
-    latency_repeats: int = 30        # median over this many batch-1 passes (after 5 warm-up passes)
+    latency_repeats: int = 30        # batch-1 passes per model, in 5 interleaved rounds (after 5 warm-up passes)
     report_px: int = 224             # the final table and the speed goals at this input side (the capstone's)
     report_threads: int = 2          # and with this many threads
 

@@ -35,15 +35,63 @@ def size_mb(model: nn.Module) -> float:
 
 def cpu_latency_ms(model: nn.Module, input_size: int, repeats: int = 30, warmup: int = 5, threads: int = 1) -> float:
     """Median wall time of one batch-1 forward pass on the CPU with a fixed number of threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    return timed_together({0: torch_call(model, input_size)}, threads, repeats, rounds=1, warmup=warmup)[0]
+
+
+def torch_call(model: nn.Module, input_size: int):
+    """A batch-1 forward pass of `model` on the CPU, as a call for `timed_together`."""
     model = model.to("cpu").eval()
     x = torch.randn(1, 3, input_size, input_size)
+    return lambda: model(x)
+
+
+def timed_together(calls: dict, threads: int = 1, repeats: int = 30, rounds: int = 5, warmup: int = 5,
+                   clock=time.perf_counter) -> dict:
+    """{key: median ms} of each call (torch's with `threads` threads, ONNX Runtime's with their session's),
+    timed in `rounds` interleaved rounds: each round times every call ceil(repeats / rounds) times in a row and
+    keeps that median; a call's latency is its level in a typical round (median polish of the log round medians:
+    call + round). Candidates and their reference
+    are then timed within seconds of each other, so a change of load on a shared CPU hits them alike and their
+    ratio survives it; timed one after another, minutes apart, a loaded run once read 2344 ms for a 44 ms net
+    and turned a speed goal from "no" to "yes". Rounds alternate their order so that none always goes first."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    per = max(1, -(-repeats // rounds))
+    medians: dict = {key: [] for key in calls}
     try:
         with torch.inference_mode():
-            return median_ms(lambda: model(x), repeats, warmup)
+            for call in calls.values():
+                for _ in range(warmup):
+                    call()
+            keys = list(calls)
+            for r in range(rounds):
+                for key in keys if r % 2 == 0 else keys[::-1]:
+                    times = []
+                    for _ in range(per):
+                        t = clock()
+                        calls[key]()
+                        times.append(clock() - t)
+                    medians[key].append(float(np.median(times)))
     finally:
         torch.set_num_threads(previous)
+    ms = np.exp(_median_polish(np.log([medians[key] for key in calls]))) * 1000
+    return {key: float(v) for key, v in zip(calls, ms)}
+
+
+def _median_polish(logs: np.ndarray, sweeps: int = 10) -> np.ndarray:
+    """Per row (call) of a calls x rounds table of log times, its level in a typical round: Tukey's median polish
+    fits log time = call + round, so a round where the CPU was busy moves every call alike and a round where it
+    turned busy half-way (one call slow, the next not) is an outlier, not a shift of one call's median."""
+    resid = np.array(logs, dtype=float)
+    row, col = np.zeros(resid.shape[0]), np.zeros(resid.shape[1])
+    for _ in range(sweeps):
+        r = np.median(resid, axis=1)
+        row += r
+        resid -= r[:, None]
+        c = np.median(resid, axis=0)
+        col += c
+        resid -= c[None, :]
+    return row + np.median(col)
 
 
 def cost(model: nn.Module, input_size: int, repeats: int = 30) -> dict:
@@ -143,19 +191,14 @@ def ort_scores(sess, dataset, batch_size: int = 64) -> np.ndarray:
     return 1 / (1 + np.exp(-np.concatenate(out).astype(np.float64)))
 
 
-def median_ms(call, repeats: int = 30, warmup: int = 5) -> float:
-    """Median wall time of `call()` in ms after `warmup` untimed calls."""
-    times = []
-    for i in range(warmup + repeats):
-        t = time.perf_counter()
-        call()
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1000)
+def ort_call(path, input_size: int, threads: int = 1):
+    """A batch-1 pass of an ONNX model in ONNX Runtime with `threads` intra-op threads, as a call for
+    `timed_together`."""
+    sess = session(path, threads)
+    x = {ONNX_INPUT: np.random.default_rng(0).standard_normal((1, 3, input_size, input_size), dtype=np.float32)}
+    return lambda: sess.run(None, x)
 
 
 def ort_latency_ms(path, input_size: int, threads: int = 1, repeats: int = 30, warmup: int = 5) -> float:
     """Median batch-1 latency of an ONNX model in ONNX Runtime with `threads` intra-op threads."""
-    sess = session(path, threads)
-    x = {ONNX_INPUT: np.random.default_rng(0).standard_normal((1, 3, input_size, input_size), dtype=np.float32)}
-    return median_ms(lambda: sess.run(None, x), repeats, warmup)
+    return timed_together({0: ort_call(path, input_size, threads)}, threads, repeats, rounds=1, warmup=warmup)[0]

@@ -7,14 +7,13 @@ this data (analysis.stats).
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .. import paths
 from ..analysis.report import Markdown, counts, verdict_lines
 from ..analysis.report import table as mdtable
 from ..analysis.stats import Claim, cells, judge, over_seeds, paired, per_seed, unlearned
-from ..compress.deploy import cpu_latency_ms, size_mb
+from ..compress.deploy import size_mb, timed_together, torch_call
 from ..compress.masks import Mask, schedule, sparse_size_mb
 from ..config import Profile, override
 from ..engine.jobs import run_jobs
@@ -242,12 +241,12 @@ def sparse_cost(p: Profile, table: pd.DataFrame, repeats: int = 50, sparsity: fl
         sparse, _ = load_model(_run_dir(p, imp_row) / "best.safetensors")
         mask = Mask.load(_run_dir(p, imp_row) / lottery.MASK)
         px = dense.dflite_spec["input_size"]
-        # Alternate the two nets over several rounds: a shared CPU drifts by 20 % between back-to-back
-        # medians, which would read as a speed-up or slow-down of one of them.
-        times = [(cpu_latency_ms(dense, px, repeats), cpu_latency_ms(sparse, px, repeats)) for _ in range(rounds)]
+        # Time the two nets in alternating rounds: a shared CPU drifts by 20 % between back-to-back medians,
+        # which would read as a speed-up or slow-down of one of them.
+        ms = timed_together({"dense": torch_call(dense, px), "sparse": torch_call(sparse, px)}, 1,
+                            repeats * rounds, rounds)
         rows.append({"model": model, "input_px": px, "sparsity": sparsity,
-                     "dense_ms": round(float(np.median([r[0] for r in times])), 3),
-                     "sparse_ms": round(float(np.median([r[1] for r in times])), 3),
+                     "dense_ms": round(ms["dense"], 3), "sparse_ms": round(ms["sparse"], 3),
                      "dense_mb": round(size_mb(dense), 4), "masked_dense_mb": round(size_mb(sparse), 4),
                      "sparse_stored_mb": round(sparse_size_mb(sparse, mask), 4)})
     out = pd.DataFrame(rows).set_index("model")

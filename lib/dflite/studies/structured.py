@@ -22,13 +22,14 @@ from ..analysis.report import table as mdtable
 from ..analysis.stats import Claim, auc_difference, cell, judge, over_seeds, paired, unlearned
 from ..compress.deploy import (
     count_macs,
-    cpu_latency_ms,
     export_onnx,
-    ort_latency_ms,
+    ort_call,
     ort_scores,
     quantize_dynamic_int8,
     quantize_int8,
     session,
+    timed_together,
+    torch_call,
 )
 from ..compress.structured import calibration_batches, channels_kept, prune_step
 from ..config import Profile, override
@@ -295,6 +296,7 @@ def deploy(p: Profile, table: pd.DataFrame, progress: bool = False, write: bool 
     st = p.structured
     store = crop_store(p)
     rows, scored = [], []
+    calls: dict = {threads: {} for threads in st.latency_threads}  # threads -> {row index: timed call}
     with tempfile.TemporaryDirectory() as tmp:
         finals = final_models(p, table)
         for label, row in tqdm(finals, desc="deploy", disable=not progress):
@@ -320,9 +322,13 @@ def deploy(p: Profile, table: pd.DataFrame, progress: bool = False, write: bool 
                         scored.append(pd.DataFrame({"model": label, "runtime": runtime, "label": test.labels,
                                                     "group": test.rows["group"].to_numpy(), "score": scores}))
                     for threads in st.latency_threads:
-                        ms = ort_latency_ms(path, px, threads, st.latency_repeats) if path else \
-                            cpu_latency_ms(model, px, st.latency_repeats, threads=threads)
-                        rows.append({**rec, "threads": threads, "ms": round(ms, 3)})
+                        calls[threads][len(rows)] = ort_call(path, px, threads) if path else torch_call(model, px)
+                        rows.append({**rec, "threads": threads})
+        # Every model and runtime at a thread count is timed in the same interleaved rounds, so the speed-ups
+        # read from this table compare nets timed under the same load.
+        for threads, timers in calls.items():
+            for i, ms in timed_together(timers, threads, st.latency_repeats).items():
+                rows[i]["ms"] = round(ms, 3)
     out = pd.DataFrame(rows)
     if write:
         write_results(p.name, "deploy", out.set_index("model"))
@@ -340,7 +346,7 @@ def alignment(p: Profile, table: pd.DataFrame) -> pd.DataFrame:
     row = _select(table, st.student, None).iloc[0]
     store = crop_store(p)
     batches = calibration_batches(split_dataset(store, "train", int(row.input_px)), 16, st.calib_batches)
-    out = []
+    out, calls = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for multiple in (None, 1, 8, 16):  # None: the dense student itself
             model = load_model(paths.runs_dir(p.name) / row.run / "best.safetensors")[0]
@@ -348,13 +354,13 @@ def alignment(p: Profile, table: pd.DataFrame) -> pd.DataFrame:
                 prune_step(model, batches, ratio, st.sweep_scope, st.max_layer_ratio, multiple)
             onnx_file = export_onnx(model, Path(tmp) / f"r{multiple}.onnx", px)
             odd = sum(1 for shape in layer_shapes(model).values() if len(shape) == 3 and shape[1] % 8)
+            calls[len(out), "torch ms"] = torch_call(model, px)
+            calls[len(out), "ORT fp32 ms"] = ort_call(onnx_file, px, threads)
             out.append({"widths": "dense" if multiple is None else f"{ratio:.0%} pruned, multiples of {multiple}",
                         "params": count_parameters(model),
-                        "mmacs": round(count_macs(model, px) / 1e6, 1), "convs_not_multiple_of_8": odd,
-                        "torch ms": round(min(cpu_latency_ms(model, px, st.latency_repeats, threads=threads)
-                                              for _ in range(2)), 2),
-                        "ORT fp32 ms": round(min(ort_latency_ms(onnx_file, px, threads, st.latency_repeats)
-                                                 for _ in range(2)), 2)})
+                        "mmacs": round(count_macs(model, px) / 1e6, 1), "convs_not_multiple_of_8": odd})
+    for (i, column), ms in timed_together(calls, threads, st.latency_repeats).items():
+        out[i][column] = round(ms, 2)
     return pd.DataFrame(out).set_index("widths")
 
 
