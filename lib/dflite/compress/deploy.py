@@ -130,12 +130,16 @@ def export_onnx(model: nn.Module, path, input_size: int, rtol: float = 1e-3, ato
     return path
 
 
-def session(path, threads: int = 1, optimise: bool = True):
-    """An ONNX Runtime CPU session with a fixed thread count and full graph optimisation."""
+def session(path, threads: int = 1, optimise: bool = True, spin: bool = True):
+    """An ONNX Runtime CPU session with a fixed thread count and full graph optimisation. `spin=False` stops its
+    idle pool threads from spinning after a run, as they do by default for the next one: with many sessions timed
+    in turn, one session's spinning threads slowed the next (int8 at 2 threads read twice its time alone)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise else \
         ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -194,7 +198,7 @@ def ort_scores(sess, dataset, batch_size: int = 64) -> np.ndarray:
 def ort_call(path, input_size: int, threads: int = 1):
     """A batch-1 pass of an ONNX model in ONNX Runtime with `threads` intra-op threads, as a call for
     `timed_together`."""
-    sess = session(path, threads)
+    sess = session(path, threads, spin=False)  # timed among other sessions (see session)
     x = {ONNX_INPUT: np.random.default_rng(0).standard_normal((1, 3, input_size, input_size), dtype=np.float32)}
     return lambda: sess.run(None, x)
 
