@@ -35,7 +35,7 @@ reproduce: setup ## run every notebook in order with papermill (PROFILE=quick by
 test: setup ## lint, unit tests (with the paper smoke run), then nbval over the committed notebooks
 	$(VENV)/bin/ruff check lib tests benchmarks
 	DFLITE_PAPER_SMOKE=1 $(PY) -m pytest tests
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=1800 notebooks/
+	$(PY) -m pytest -v --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=1800 notebooks/
 
 smoke: setup ## only the paper profile end to end on tiny budgets (tests/test_paper_smoke.py; about 6 min; in make test)
 	DFLITE_PAPER_SMOKE=1 $(PY) -m pytest tests/test_paper_smoke.py --timeout=1800

@@ -78,6 +78,27 @@ def test_failure_names_the_cell_and_the_executed_notebook(tmp_path, monkeypatch,
     assert (tmp_path / "out" / "00_boom.ipynb").is_file()
 
 
+def test_the_log_shows_what_cells_print_as_they_run(tmp_path, monkeypatch, capsys):
+    """`make reproduce` writes a log: the cells' progress lines (stderr) and prints reach it, and each notebook
+    ends with its time; papermill's redrawn cell bar stays off a log."""
+    nbdir = tmp_path / "notebooks"
+    (nbdir / "profiles").mkdir(parents=True)
+    (nbdir / "profiles" / "quick.yaml").write_text("all:\n  profile: quick\n")
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "quick"  # profile')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import sys\nprint('trained 3 of 8')\nprint('runs: 4/8 (50 %)', file=sys.stderr)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nbdir / "00_talk.ipynb")
+    monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
+    reproduce.run("quick", out_dir=tmp_path / "out")
+    out, err = capsys.readouterr()
+    assert "trained 3 of 8" in out and "runs: 4/8 (50 %)" in err
+    assert "[quick] 00_talk done in" in out.splitlines()[-1]
+    assert "Executing" not in err  # no cell bar in a log
+
+
 def test_strip_run_metadata_keeps_outputs(tmp_path):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("1 + 1", execution_count=1,

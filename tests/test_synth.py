@@ -234,3 +234,25 @@ def test_quick_test_split_has_enough_real_identities():
     ids = {name: {i for pair in pairs for i in pair} for name, pairs in splits.items()}
     assert len(ids["test"]) >= 6 and len(ids["val"]) >= 6
     assert not (ids["train"] & ids["test"]) and not (ids["train"] & ids["val"]) and not (ids["val"] & ids["test"])
+
+
+def test_a_studys_refusal_gives_a_way_out_that_works_in_a_notebook(tmp_path, monkeypatch):
+    """A notebook cannot pass --force: a generated folder made with other settings is refused with a deletion
+    that works from where the notebook runs, and following it lets the study remake the folder."""
+    import re
+
+    from dflite import config, paths
+    from dflite.studies.datasets import dataset_roots
+
+    monkeypatch.setenv("DFLITE_DATA", str(tmp_path / "data"))
+    cfg = override(TINY, identities=2, frames=2, of_images=(1, 1, 1, 1))
+    p = config.override(config.resolve("quick"), synth=cfg, workers=1)
+    generate(paths.synth_dir(p.name), profile=p.name, seed=7, cfg=cfg, workers=1, progress=False)  # an old set
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    with pytest.raises(OutputFolderError) as refused:
+        dataset_roots(p)
+    advice = str(refused.value)
+    assert "seed: folder has 7, asked for 0" in advice and "--force" not in advice
+    exec(re.search(r"\(in Python: (.*)\) and run this again", advice).group(1))
+    assert dataset_roots(p)["ffpp"].is_dir()

@@ -12,12 +12,17 @@ class OutputFolderError(ValueError):
     """The output folder cannot be used (a file, unwritable, or someone else's data)."""
 
 
-def claim(out: Path, marker: str, want: dict, force: bool, command: str, normalize=None) -> str:
+CLI_WAY_OUT = "pass --force to redo it, or choose another --out"
+
+
+def claim(out: Path, marker: str, want: dict, force: bool, command: str, normalize=None,
+          way_out: str = CLI_WAY_OUT) -> str:
     """Decide what to do with `out`: 'new', 'resume', 'reuse' or 'replace'; raise if it is not ours.
 
     `want` is the marker body for the settings asked for; a folder made with other settings is
     only replaced with force, and a non-empty folder without our marker never is. `normalize` maps
-    the marker's body to today's form first (e.g. settings added since, at their defaults).
+    the marker's body to today's form first (e.g. settings added since, at their defaults). `way_out` is the
+    advice given with a refusal, one that works where the caller runs (a notebook has no --force).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -40,8 +45,7 @@ def claim(out: Path, marker: str, want: dict, force: bool, command: str, normali
         return "replace"
     if normalize:
         have = normalize(have)
-    refuse_other({k: have.get(k) for k in want}, want, f"{out} holds output of `{command}` that was",
-                 "pass --force to redo it, or choose another --out")
+    refuse_other({k: have.get(k) for k in want}, want, f"{out} holds output of `{command}` that was", way_out)
     return "reuse" if have.get("complete") else "resume"
 
 
@@ -52,6 +56,13 @@ def refuse_other(have: dict, want: dict, what: str, way_out: str, error=OutputFo
     differ = differences(have, want)
     if differ:
         raise error(f"{what} made with other settings ({describe(differ)}); {way_out}")
+
+
+def remake_advice(out) -> str:
+    """The way out of a refused folder that a study generated itself (a notebook cannot pass --force): delete it,
+    with the path as seen from where this runs (a notebook runs in notebooks/), and run again."""
+    return (f"it is generated, so it can be remade: delete it (in Python: import shutil; "
+            f"shutil.rmtree({os.path.relpath(out)!r})) and run this again")
 
 
 def differences(have: dict, want: dict, prefix: str = "") -> list:

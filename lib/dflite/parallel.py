@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-from tqdm import tqdm
+from .progress import bar as progress_bar
 
 
 def spawn_pool(workers: int, initializer: Callable | None = None) -> ProcessPoolExecutor:
@@ -25,7 +25,7 @@ def imap(fn: Callable, items: Iterable, workers: int, initializer: Callable | No
     does not run: it tunes worker processes), else in `workers` spawned processes, in order or as they finish.
     A tqdm bar counts finished items when `progress` is set."""
     items = list(items)
-    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress)
+    bar = progress_bar(total=len(items), desc=desc, unit=unit, disable=not progress or not items)
     try:
         if workers <= 1 or len(items) <= 1:
             for item in items:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -63,9 +64,14 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, 
         if overrides:
             params["overrides"] = str(Path(overrides).resolve())
         print(f"[{name}] {nb.stem} -> {paths.show(target)}", flush=True)
+        started = time.monotonic()
         try:
+            # The cells' own progress lines (dflite.progress) and printed text reach this log as they come;
+            # papermill's cell bar is kept for a terminal, where it redraws in place.
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(paths.NOTEBOOKS),
-                                progress_bar=progress, kernel_name="python3")
+                                progress_bar=progress and sys.stderr.isatty(), kernel_name="python3",
+                                stdout_file=sys.stdout if progress else None,
+                                stderr_file=sys.stderr if progress else None)
         except PapermillExecutionError as e:
             print(f"\nFAILED: {nb.name}, cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
             print("".join(e.traceback[-3:]) if e.traceback else "", file=sys.stderr)
@@ -73,6 +79,7 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, 
             raise SystemExit(1) from None
         done.append(target)
         record_time(name, target)
+        print(f"[{name}] {nb.stem} done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
     return done
 
 

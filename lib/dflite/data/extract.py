@@ -26,7 +26,7 @@ import pandas as pd
 
 from .. import __version__, paths
 from ..config import ExtractConfig, override, to_dict
-from ..folders import claim, clear, write_json, write_marker, write_png
+from ..folders import CLI_WAY_OUT, claim, clear, write_json, write_marker, write_png
 from ..parallel import imap
 from . import video
 from .faces import crop_square, detect_faces, faces_in_frames, haar_config, iou
@@ -299,19 +299,20 @@ def _assemble(out: Path, jobs: list, skipped: list, cfg: ExtractConfig, dataset:
 
 def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), workers: int | None = None,
             force: bool = False, progress: bool = True, shard: tuple | None = None,
-            merge: bool = False) -> CropStore | None:
+            merge: bool = False, way_out: str = CLI_WAY_OUT) -> CropStore | None:
     """Build, resume, update or reuse the crop store for a dataset root.
 
     A store remembers its root, settings and a fingerprint of its media (paths, sizes, mtimes,
     labels, splits): another root or other settings are refused (force redoes it); changed media
     are redone and removed ones dropped, the rest reused. shard=(K, N) processes only the media of
     shard K; the run that finds every media done assembles the store (else returns None), and
-    merge=True only assembles, failing if some media are not done yet.
+    merge=True only assembles, failing if some media are not done yet. `way_out`: the advice given if `out`
+    was made with other settings.
     """
     root, out = Path(root), Path(out)
     records = dataset_records(dataset, root, cfg)
     want = {"made_by": "dflite", "dataset": dataset, "root": root_key(root), "config": to_dict(cfg)}
-    action = claim(out, MARKER, want, force, "dflite extract", normalize=with_defaults)
+    action = claim(out, MARKER, want, force, "dflite extract", normalize=with_defaults, way_out=way_out)
     # One job per video, or per image for image datasets (all faces of an image together).
     grouped: dict = defaultdict(list)
     skipped = []

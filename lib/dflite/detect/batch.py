@@ -7,11 +7,10 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..config import ExtractConfig, non_defaults, override
 from ..data.video import VideoError
 from ..folders import refuse_other, write_json
+from ..progress import bar
 from .media import FACE_CHOICE, IMAGE_EXTS, VIDEO_EXTS, Detector, Rule, detect_media, expand_inputs, media_kind
 
 
@@ -53,7 +52,7 @@ def detect_all(paths, detector: Detector, out, frames: int | None = None, rule: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     reports = []
-    for path, key in tqdm(list(zip(files, report_keys(files))), desc="detect", unit="file", disable=not progress):
+    for path, key in bar(list(zip(files, report_keys(files))), desc="detect", unit="file", disable=not progress):
         target = out / f"{key}.json"
         if target.exists():
             old = json.loads(target.read_text())

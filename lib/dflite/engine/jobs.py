@@ -21,9 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Protocol
 
-from tqdm import tqdm
-
 from ..parallel import spawn_pool
+from ..progress import bar as progress_bar
 
 
 class Job(Protocol):
@@ -64,7 +63,7 @@ def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, *, workers: i
     needs = {k: {d for d in (needs or {}).get(k, ()) if d in jobs} for k in jobs}
     memo: dict = {}
     left, done, running = dict(jobs), set(), {}
-    bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
+    bar = progress_bar(total=len(jobs), desc=desc, disable=not progress or not jobs)
 
     def ready():
         keys = [k for k in left if needs[k] <= done]

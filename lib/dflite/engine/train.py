@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .. import paths
 from ..config import TrainConfig
@@ -33,6 +32,7 @@ from ..data.loader import CropDataset, augment, epoch_indices, normalise, split_
 from ..folders import write_json
 from ..nets.checkpoint import load_state, load_weights, save_model, save_state
 from ..nets.models import create_model, model_info
+from ..progress import bar
 from .metrics import binary_metrics, evaluate_predictions
 from .runs import Run, cpu_has_bf16, env_info
 
@@ -148,7 +148,7 @@ def train_epoch(net: nn.Module, data: CropDataset, order, cfg: TrainConfig, opti
     hooks, model = hooks or Hooks(), model or net
     net.train()
     total, seen = 0.0, 0
-    for x, y, _ in tqdm(data.batches(cfg.batch_size, order), desc=desc, total=math.ceil(len(order) / cfg.batch_size),
+    for x, y, _ in bar(data.batches(cfg.batch_size, order), desc=desc, total=math.ceil(len(order) / cfg.batch_size),
                         leave=False, disable=not progress):
         x, y = x.to(device), y.to(device)
         x = (augment(x, draws) if cfg.augment else normalise(x)).to(memory_format=torch.channels_last)

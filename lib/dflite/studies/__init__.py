@@ -27,6 +27,7 @@ from ..config import Profile, override
 from ..data.extract import extract
 from ..data.store import CropStore, store_dir
 from ..engine.runs import versions
+from ..folders import remake_advice
 from .datasets import dataset_roots, primary_kind
 
 __all__ = ["crop_store", "dataset_roots", "elapsed", "environment", "primary_kind", "read_results", "results_dir"]
@@ -70,4 +71,4 @@ def crop_store(p: Profile, kind: str | None = None, progress: bool = False, **ex
         raise ValueError(f"dataset {p.dataset!r} has no {kind} data; use dataset='synthetic' or '{kind}'")
     cfg = override(p.extract, **extract_changes)
     out = store_dir(p.name, kind, cfg, synthetic=p.dataset == "synthetic")
-    return extract(kind, roots[kind], out, cfg, workers=p.workers, progress=progress)
+    return extract(kind, roots[kind], out, cfg, workers=p.workers, progress=progress, way_out=remake_advice(out))

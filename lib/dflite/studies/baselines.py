@@ -68,7 +68,7 @@ def jobs(p: Profile, store, models=None, seeds=None, changes=None, stage: str = 
     return out
 
 
-def train(p: Profile, planned: list, progress: bool = False) -> list:
+def train(p: Profile, planned: list, progress: bool = True) -> list:
     """Train what is missing of the jobs, `p.workers` runs at a time on the CPU (each run has one thread,
     TrainConfig.cpu_threads: two such runs use 2 cores about as well as one run on two threads, and a
     run's numbers do not depend on how runs are scheduled); returns the jobs."""
@@ -80,7 +80,7 @@ def results_file(p: Profile, name: str = "baselines"):
     return results_path(p.name, name)
 
 
-def run(p: Profile, progress: bool = False) -> tuple:
+def run(p: Profile, progress: bool = True) -> tuple:
     """(results table, jobs): every model of the profile over its seeds, trained where missing; writes
     results/baselines.csv."""
     planned = train(p, jobs(p, crop_store(p)), progress)
@@ -160,7 +160,7 @@ class Ablation:
     labels: dict
 
 
-def ablations(p: Profile, progress: bool = False) -> dict:
+def ablations(p: Profile, progress: bool = True) -> dict:
     """The capstone's schedule ablation and the leakage ablation on the ablation model, trained together;
     writes results/schedule_ablation.csv and results/leakage.csv.
 
@@ -188,7 +188,7 @@ def ablations(p: Profile, progress: bool = False) -> dict:
     return found
 
 
-def imagenet_start(p: Profile, progress: bool = False) -> Ablation | None:
+def imagenet_start(p: Profile, progress: bool = True) -> Ablation | None:
     """The capstone's transfer-learning claim on this data: `imagenet_model` from ImageNet weights against the same
     recipe from a random initialisation, at every seed (one side is the baseline runs themselves: the profile's
     recipe says which). Writes results/imagenet_start.csv and results/imagenet_verdicts.csv; None where the profile

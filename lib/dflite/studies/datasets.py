@@ -25,6 +25,7 @@ from ..data.sources import (
     records_frame,
 )
 from ..data.synth.check import haar_recall
+from ..folders import remake_advice
 
 __all__ = ["DATASETS", "dataset_roots", "detector_recall", "example_target", "ffpp_overview", "inspect",
            "inspect_openforensics", "primary_kind", "run", "shown", "summary"]
@@ -42,8 +43,9 @@ def dataset_roots(p: Profile) -> dict:
     """{kind: root} of the profile's data: the synthetic set's FF++ and OpenForensics roots (generated or
     reused), or the one real root, checked against its layout."""
     if p.dataset == "synthetic":
-        made = synth.generate(paths.synth_dir(p.name), profile=p.name, seed=p.data_seed, progress=False,
-                              cfg=p.synth)
+        out = paths.synth_dir(p.name)
+        made = synth.generate(out, profile=p.name, seed=p.data_seed, progress=False, cfg=p.synth,
+                              way_out=remake_advice(out))
         return {"ffpp": made.ffpp_root, "openforensics": made.openforensics_root}
     if p.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {p.dataset!r}; expected one of {', '.join(DATASETS)}")

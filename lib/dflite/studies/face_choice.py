@@ -21,7 +21,7 @@ NAME = "face_choice"
 SEED = 4
 
 
-def run(p: Profile, faces: int = 12, seed: int = SEED, progress: bool = False) -> pd.DataFrame:
+def run(p: Profile, faces: int = 12, seed: int = SEED, progress: bool = True) -> pd.DataFrame:
     """The table for the profile's detector settings and faces of at least its min_size; written to
     data/runs/<profile>/results/face_choice.csv."""
     sides = tuple(s for s in FACE_SIDES if s >= p.extract.min_size)

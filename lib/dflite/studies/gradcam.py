@@ -121,7 +121,7 @@ def _explain(args) -> pd.DataFrame:
     return table.assign(**{k: net[k] for k in NET}, input_px=model.dflite_spec["input_size"])
 
 
-def scores(p: Profile, progress: bool = False) -> pd.DataFrame:
+def scores(p: Profile, progress: bool = True) -> pd.DataFrame:
     """Per crop and model: energy_ratio and pointing against the crop's mask and against a shuffled mask, road,
     and the centre prior's energy_ratio and pointing on the same crop at the model's input size; `p.workers`
     models at a time.
@@ -142,7 +142,7 @@ def scores(p: Profile, progress: bool = False) -> pd.DataFrame:
                           how="left")
 
 
-def run(p: Profile, progress: bool = False) -> tuple:
+def run(p: Profile, progress: bool = True) -> tuple:
     """(per-crop scores, results/gradcam.csv's table: mean scores per model, seed and method, written)."""
     per_crop = scores(p, progress)
     return per_crop, per_method_table(per_crop, p)

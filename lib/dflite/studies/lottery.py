@@ -113,7 +113,7 @@ def tickets(p: Profile) -> list:
     return out
 
 
-def run(p: Profile, progress: bool = False) -> pd.DataFrame:
+def run(p: Profile, progress: bool = True) -> pd.DataFrame:
     """Train what is missing, then one row per run: model, dataset, arm, level, sparsity, seed, run, params_left,
     acc, bacc, auc, video_auc (test split). Writes results/tickets.csv."""
     studies, at = tickets(p), control_levels(p)

@@ -15,7 +15,7 @@ SUMMARY_KEYS = ("media", "failed", "sampled", "with_face", "crops", "detection_r
 TIME_KEYS = ("stage_seconds", "wall_seconds", "crops_per_second")
 
 
-def run(p: Profile, progress: bool = False) -> dict:
+def run(p: Profile, progress: bool = True) -> dict:
     """{kind: CropStore} for every kind of data the dataset has (the synthetic set has two)."""
     return {kind: crop_store(p, kind=kind, progress=progress) for kind in dataset_roots(p)}
 

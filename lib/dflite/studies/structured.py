@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from .. import paths
 from ..analysis import labels
@@ -42,6 +41,7 @@ from ..experiments import structured as slim
 from ..experiments.structured import Variant
 from ..nets.checkpoint import layer_shapes, load_model
 from ..nets.models import count_parameters, create_model
+from ..progress import bar
 from . import crop_store, read_results, results_dir
 
 __all__ = ["alignment", "alpha_table", "channels", "comparison", "deploy", "final_models", "final_table", "findings",
@@ -95,7 +95,7 @@ def results_file(p: Profile, name: str = "structured"):
     return results_path(p.name, name)
 
 
-def run(p: Profile, progress: bool = False) -> pd.DataFrame:
+def run(p: Profile, progress: bool = True) -> pd.DataFrame:
     """Train what is missing, then one row per run (dense and every variant's last step) with its test
     metrics and cost. Writes results/structured.csv."""
     st = p.structured
@@ -289,7 +289,7 @@ def final_models(p: Profile, table: pd.DataFrame, seed: int | None = None) -> li
     return out
 
 
-def deploy(p: Profile, table: pd.DataFrame, progress: bool = False, write: bool = True) -> tuple:
+def deploy(p: Profile, table: pd.DataFrame, progress: bool = True, write: bool = True) -> tuple:
     """Every final model in torch, ONNX Runtime fp32 and ORT int8 (static QDQ; dynamic where it is faster):
     test AUC/ACC at the trained size, batch-1 latency at each size and thread count. Returns (latency and
     accuracy table, per-crop test scores of each model and runtime); writes results/deploy.csv."""
@@ -299,7 +299,7 @@ def deploy(p: Profile, table: pd.DataFrame, progress: bool = False, write: bool 
     calls: dict = {threads: {} for threads in st.latency_threads}  # threads -> {row index: timed call}
     with tempfile.TemporaryDirectory() as tmp:
         finals = final_models(p, table)
-        for label, row in tqdm(finals, desc="deploy", disable=not progress):
+        for label, row in bar(finals, desc="deploy", disable=not progress):
             run = paths.runs_dir(p.name) / row.run
             model = load_model(run / "best.safetensors")[0].eval()
             own = int(row.input_px)

@@ -72,7 +72,7 @@ def _row(model, source, target, kind, seed, metrics, run_dir, method="", sparsit
         "run": run})
 
 
-def run(p: Profile, progress: bool = False) -> pd.DataFrame:
+def run(p: Profile, progress: bool = True) -> pd.DataFrame:
     """Train what is missing (one graph, `p.workers` at a time), then score everything; writes
     results/transfer.csv. Needs notebook 02's baselines for the model rows (it says so when missing)."""
     study = p.transfer

@@ -67,7 +67,7 @@ def search_jobs(p: Profile, seeds=(0, 1, 2)) -> dict:
     return out
 
 
-def run(p: Profile, seeds=(0, 1, 2), progress: bool = False) -> pd.DataFrame:
+def run(p: Profile, seeds=(0, 1, 2), progress: bool = True) -> pd.DataFrame:
     """Train every candidate over `seeds` (what is missing), and write results/recipe_search.csv: one row per
     candidate with its recipe, best validation AUC (mean, sd, worst seed), training seconds and `chosen`."""
     planned = search_jobs(p, seeds)

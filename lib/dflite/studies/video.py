@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
-from tqdm import tqdm
 
 from .. import detect, paths
 from ..analysis import labels
@@ -27,6 +26,7 @@ from ..engine.runs import results_path, write_results
 from ..experiments.structured import Variant
 from ..nets.checkpoint import load_model
 from ..parallel import imap
+from ..progress import bar
 from . import baselines, crop_store, dataset_roots, primary_kind, read_results
 from .gradcam import IDS
 from .gradcam import models as explained_models
@@ -84,7 +84,7 @@ def test_records(p: Profile) -> list:
     return out
 
 
-def face_crops(p: Profile, progress: bool = False) -> pd.DataFrame:
+def face_crops(p: Profile, progress: bool = True) -> pd.DataFrame:
     """One row per test video and compression: compression, media_id, label, method, sampled (frame
     numbers), error, faces ([(frame, BGR crop)]); the face step of `dflite detect`, once per video."""
     records = test_records(p)
@@ -96,13 +96,13 @@ def face_crops(p: Profile, progress: bool = False) -> pd.DataFrame:
                          for r, (faces, got, err) in zip(records, found)])
 
 
-def scores(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+def scores(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
     """One row per model, compression, video and sampled frame with a face: the face's fake probability."""
     rows = []
     faces = [(v.compression, v.media_id, v.label, v.method, frame, crop)
              for v in videos.itertuples() for frame, crop in v.faces]
     crops = [f[-1] for f in faces]
-    for _, m in tqdm(list(nets.iterrows()), desc="models", disable=not progress):
+    for _, m in bar(list(nets.iterrows()), desc="models", disable=not progress):
         net, _ = load_model(paths.runs_dir(p.name) / m.run / "best.safetensors")
         probs = detect.classify(net.float().eval(), crops)
         rows.append(pd.DataFrame({**{k: m[k] for k in IDS}, "seed": m.seed,
@@ -147,7 +147,7 @@ def video_table(p: Profile, per_frame: pd.DataFrame, videos: pd.DataFrame,
     return pd.DataFrame(rows)
 
 
-def evaluate(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: bool = False) -> tuple:
+def evaluate(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: bool = True) -> tuple:
     """(video table, per-frame scores): every detector scores every face; results/video.csv is written."""
     per_frame = scores(p, videos, nets, progress)
     table = video_table(p, per_frame, videos)
@@ -155,7 +155,7 @@ def evaluate(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: boo
     return table, per_frame
 
 
-def run(p: Profile, progress: bool = False) -> tuple:
+def run(p: Profile, progress: bool = True) -> tuple:
     """(video table, per-frame scores, videos, detectors): the whole study."""
     nets = models(p)
     videos = face_crops(p, progress)

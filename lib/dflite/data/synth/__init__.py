@@ -16,7 +16,7 @@ import cv2
 
 from ... import __version__
 from ...config import OF_SPLITS, SynthConfig, to_dict
-from ...folders import OutputFolderError, claim, clear, write_marker
+from ...folders import CLI_WAY_OUT, OutputFolderError, claim, clear, write_marker
 from ...parallel import imap
 from ..sources import inspect_ffpp, inspect_openforensics
 from . import ffpp, openforensics
@@ -63,15 +63,16 @@ def _init_worker():
 
 
 def generate(out, profile: str = "quick", seed: int = 0, force: bool = False, workers: int | None = None,
-             progress: bool = True, cfg: SynthConfig | None = None) -> SynthSummary:
+             progress: bool = True, cfg: SynthConfig | None = None, way_out: str = CLI_WAY_OUT) -> SynthSummary:
     """Write (or reuse) the synthetic FF++ and OpenForensics sets under `out`, made with `cfg` (the quick
-    profile's when None); `profile` names the profile the set is for in its marker."""
+    profile's when None); `profile` names the profile the set is for in its marker. `way_out`: the advice
+    given if `out` was made with other settings."""
     out = Path(out)
     cfg = cfg or SynthConfig()
     if cfg.identities < 2 or cfg.identities % 2:
         raise ValueError(f"identities must be an even number >= 2 (FF++ fakes pair them), got {cfg.identities}")
     want = _marker_body(cfg, seed, profile)
-    action = claim(out, MARKER, want, force, "dflite synth")
+    action = claim(out, MARKER, want, force, "dflite synth", way_out=way_out)
     if action == "replace":
         clear(out, OWNED)
     if action != "reuse":

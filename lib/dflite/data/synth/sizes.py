@@ -87,14 +87,13 @@ def choice_by_size(cfg, resolutions=tuple(RESOLUTIONS), sides=FACE_SIDES, faces:
     face side) with the frames rendered and how many gave the true face (IoU >= min_iou), another box, or
     none; side 0 rows are frames without a face (any crop there is wrong). `cfg` is an ExtractConfig (its
     detector settings); every rule sees the same frames (same seed)."""
-    from tqdm import tqdm
-
     from ...config import override
+    from ...progress import bar
     from ..faces import choose_faces, haar_config
 
     rows = []
     cells = [(r, res, side) for r, res in enumerate(resolutions) for side in (0, *sides)]
-    for r, res, side in tqdm(cells, desc="face choice", unit="cell", disable=not progress):
+    for r, res, side in bar(cells, desc="face choice", unit="cell", disable=not progress):
         rng = np.random.default_rng([seed, r, int(side), 1])
         scenes = [face_scene(rng, RESOLUTIONS[res], side, busy=True) for _ in range(faces if side else empty)]
         for rule in rules:
