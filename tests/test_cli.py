@@ -63,3 +63,22 @@ def test_a_number_out_of_range_is_refused_by_its_option(argv, capsys):
         cli.main(argv)
     option = next(a for a in argv if a.startswith("--") and argv.index(a) == len(argv) - 2)
     assert exit_.value.code == 2 and f"argument {option}" in capsys.readouterr().err
+
+
+def test_every_help_says_its_default_and_train_lists_the_models_without_importing_torch():
+    import argparse
+    import subprocess
+    import sys
+
+    from dflite.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [(name, a.option_strings) for name, sp in sub.choices.items() for a in sp._actions
+              if a.default is not None and a.default is not False and a.default != argparse.SUPPRESS
+              and "default" not in (a.help or "")]
+    assert silent == []
+    out = subprocess.run([sys.executable, "-c", "import sys; from dflite.cli import build_parser; "
+                          "h = build_parser()._subparsers._group_actions[0].choices['train'].format_help(); "
+                          "print('torch' in sys.modules, 'efficientnet_lite0' in h and 'cnn5' in h)"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]

@@ -68,11 +68,14 @@ def test_the_page_names_the_model_and_warns_about_synthetic_data(app):
     assert "cnn5" in card and "not a detector for real-world videos" in card
 
 
-def test_non_media_and_oversize_uploads_are_refused_with_a_message(app, tmp_path):
+def test_non_media_and_oversize_uploads_are_refused_with_a_message(app, tmp_path, capfd):
     client, runs = app
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(Exception, match="(?i)file type|not a video"):
         client.predict(handle_file(str(tmp_path / "notes.txt")), runs["fake"], api_name="/detect")
+    log = capfd.readouterr().err
+    assert "dflite demo: refused an upload: notes.txt: not a video" in log  # named, not located
+    assert "Traceback" not in log  # one line per user error
     big = tmp_path / "big.mp4"
     big.write_bytes(np.random.default_rng(0).bytes(3 * 2**20))  # over the 1 MB limit of this app
     with pytest.raises(Exception, match="(?i)MB|too large|exceeds"):

@@ -261,6 +261,7 @@ def _results(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .config import PROFILES
     from .data.sources import ADAPTERS
+    from .nets.registry import list_models
 
     datasets = sorted(ADAPTERS)
     from . import __version__
@@ -276,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="dataset size (default: quick)")
     s.add_argument("--out", help="output folder (default: data/synth/<profile>, data/synth/<profile>-dataN for "
                                  "--seed N > 0)")
-    s.add_argument("--seed", type=_at_least(0), default=0, help="random seed; same seed and profile -> identical files")
+    s.add_argument("--seed", type=_at_least(0), default=0,
+                   help="random seed; same seed and profile -> identical files (default: 0)")
     s.add_argument("--force", action="store_true", help="regenerate a set dflite made, even if it is complete")
     s.add_argument("--workers", type=_at_least(1), default=None, help="processes (default: CPU count, at most 8)")
     s.set_defaults(func=_synth)
@@ -323,10 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "augmentation), keep the best epoch by validation AUC, evaluate on the test "
                                    "split. Resumes an interrupted run; several GPUs or CPU processes under torchrun.")
     t.add_argument("--store", required=True, help="crop store folder (from `dflite extract`)")
-    t.add_argument("--model", required=True, help="a name from dflite.nets.models.list_models()")
+    t.add_argument("--model", required=True, choices=list_models(), metavar="MODEL",
+                   help=f"architecture: {', '.join(list_models())}")
     t.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="training recipe (default: quick)")
     t.add_argument("--dataset", help="label in the run folder name (default: synthetic or the store's dataset)")
-    t.add_argument("--seed", type=_at_least(0), default=0)
+    t.add_argument("--seed", type=_at_least(0), default=0, help="training seed (default: 0)")
     t.add_argument("--epochs", type=_at_least(1), help="override the profile's epochs")
     t.add_argument("--input-size", type=_at_least(0), help="override the input size (0 = the model's own)")
     t.add_argument("--threads", type=_at_least(1),
@@ -344,11 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--weights", help="a weights file saved by dflite (safetensors with its spec)")
     d.add_argument("--out", default="detections", help="report folder (default: ./detections)")
     d.add_argument("--profile", default="quick", choices=sorted(PROFILES),
-                   help="face settings for --weights (a run folder brings its own) and frames per video")
+                   help="face settings for --weights (a run folder brings its own) and frames per video "
+                        "(default: quick)")
     d.add_argument("--frames", type=_at_least(1), default=None,
                    help="frames sampled per video under uniform sampling (default: the profile's, 16); a detector "
                         "trained on the capstone's sampling refuses it")
-    d.add_argument("--rule", default="frames", choices=["frames", "mean"], help="verdict rule (see README)")
+    d.add_argument("--rule", default="frames", choices=["frames", "mean"],
+                   help="verdict rule: frames (fake when at least --share of the face frames score at or above "
+                        "--threshold; the default) or mean (fake when their mean score is at or above --threshold)")
     d.add_argument("--threshold", type=_fraction(False), default=0.5,
                    help="a face is fake at or above this probability (0 to 1; default 0.5)")
     d.add_argument("--share", type=_fraction(True), default=0.5,
@@ -368,9 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Start the Gradio demo on a finished run folder (default: the newest quick "
                                    "CNN-5 baseline). Needs the demo extra.")
     w.add_argument("--run", help="run folder to start with (any other can be picked in the page)")
-    w.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 to share on the network)")
-    w.add_argument("--port", type=_port, default=7860)
-    w.add_argument("--max-mb", type=_positive, default=100, help="largest upload in MB")
+    w.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine; 0.0.0.0 to share on the network)")
+    w.add_argument("--port", type=_port, default=7860, help="port, 1 to 65535 (default: 7860)")
+    w.add_argument("--max-mb", type=_positive, default=100, help="largest upload in MB (default: 100)")
     w.add_argument("--profile", default="quick", choices=sorted(PROFILES),
                    help="default run and frames per video (default: quick)")
     w.set_defaults(func=_demo)
@@ -395,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--dataset", required=True, choices=datasets)
     i.add_argument("--root", required=True, help="dataset root folder")
     i.add_argument("--profile", default="quick", choices=sorted(PROFILES),
-                   help="extraction settings (FF++: the compression whose split coverage is checked)")
+                   help="extraction settings (FF++: the compression whose split coverage is checked; "
+                        "default: quick)")
     i.set_defaults(func=_inspect)
     return p
 
