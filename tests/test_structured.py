@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 import torch
 from dflite.analysis import labels
@@ -394,3 +395,43 @@ def test_final_models_at_a_later_seed_leave_out_the_first_seed_only_reference():
     assert [r.run for _, r in later] == [f"dense{st.seeds[-1]}", f"0.0/{st.seeds[-1]}", f"0.25/{st.seeds[-1]}"]
     with pytest.raises(IndexError):  # a student missing at a seed is an error, not a silent gap
         final_models(p, table[table.run != "dense1"], seed=1)
+
+
+def _deployed(busy):
+    from dflite import config
+
+    p = config.resolve("quick")
+    st = p.structured
+    ms = {(st.reference, "torch"): 40.0, (st.reference, "ort_fp32"): 12.0, ("small", "ort_fp32"): 5.0,
+          ("small", "ort_int8"): 3.0}
+    deployed = pd.DataFrame([{"model": m, "runtime": r, "input_px": st.report_px, "threads": st.report_threads,
+                              "ms": v, "others_cpu": busy} for (m, r), v in ms.items()])
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 40)
+    score = np.clip(labels * 0.6 + rng.uniform(0, 0.4, 80), 0, 1)  # the same crops, the same scores: no loss
+    scores = pd.concat([pd.DataFrame({"model": m, "runtime": r, "label": labels, "group": np.arange(80) // 2,
+                                      "score": score}) for m, r in ms], ignore_index=True)
+    return p, deployed, scores
+
+
+def test_speed_goals_are_decided_on_a_quiet_cpu_only():
+    from dflite.studies.structured import speed_goals
+
+    p, deployed, scores = _deployed(busy=0.02)
+    quiet = speed_goals(p, deployed, scores, write=False)
+    assert quiet.loc["P1", "speed_up"] == 4.0 and quiet.loc["P1", "met"] == "yes"  # 12 ms against 3 ms
+    assert quiet.loc["P2", "speed_up"] == pytest.approx(13.33, abs=0.01) and quiet.loc["P2", "met"] == "yes"
+    p, deployed, scores = _deployed(busy=0.35)
+    busy = speed_goals(p, deployed, scores, write=False)
+    assert busy["met"].str.startswith("not decided (other processes used 35%").all()
+
+
+def test_others_share_is_the_cpu_other_processes_used():
+    import os
+
+    from dflite.compress.deploy import cpu_reading, others_share
+
+    # 3 CPU-seconds busy on the machine, 1 of them ours, over 2 s of wall time
+    assert others_share((10.0, 1.0, 100.0), (13.0, 2.0, 102.0)) == round(2 / (2 * os.cpu_count()), 3)
+    assert others_share(None, (1.0, 1.0, 1.0)) is None
+    assert cpu_reading() is None or len(cpu_reading()) == 3

@@ -78,6 +78,31 @@ def timed_together(calls: dict, threads: int = 1, repeats: int = 30, rounds: int
     return {key: float(v) for key, v in zip(calls, ms)}
 
 
+def cpu_reading():
+    """(CPU seconds the whole machine was busy, this process's CPU seconds, wall seconds) now, for `others_share`;
+    None where /proc/stat is missing (not Linux)."""
+    import os
+
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK"), time.process_time(), time.perf_counter()
+
+
+def others_share(start, end) -> float | None:
+    """The share of the machine's CPUs that other processes kept busy between two `cpu_reading`s (0: a quiet
+    machine; None: unknown). Interleaving makes latencies robust to load that drifts, not to load that is there
+    all along: two threads of ours that share two cores with a third process read 256 ms for a 37 ms net."""
+    import os
+
+    if start is None or end is None or end[2] <= start[2]:
+        return None
+    others = (end[0] - start[0]) - (end[1] - start[1])
+    return round(max(0.0, others / ((end[2] - start[2]) * (os.cpu_count() or 1))), 3)
+
+
 def _median_polish(logs: np.ndarray, sweeps: int = 10) -> np.ndarray:
     """Per row (call) of a calls x rounds table of log times, its level in a typical round: Tukey's median polish
     fits log time = call + round, so a round where the CPU was busy moves every call alike and a round where it
