@@ -421,6 +421,8 @@ def test_speed_goals_are_decided_on_a_quiet_cpu_only():
     quiet = speed_goals(p, deployed, scores, write=False)
     assert quiet.loc["P1", "speed_up"] == 4.0 and quiet.loc["P1", "met"] == "yes"  # 12 ms against 3 ms
     assert quiet.loc["P2", "speed_up"] == pytest.approx(13.33, abs=0.01) and quiet.loc["P2", "met"] == "yes"
+    near = deployed.assign(ms=np.where(deployed.runtime == "ort_int8", 12.0 / 3.1, deployed.ms))  # 3.1x: near 3x
+    assert speed_goals(p, near, scores, write=False).loc["P1", "met"].startswith("inconclusive (within 10%")
     p, deployed, scores = _deployed(busy=0.35)
     busy = speed_goals(p, deployed, scores, write=False)
     assert busy["met"].str.startswith("not decided (other processes used 35%").all()

@@ -378,6 +378,9 @@ def latency_table(deployed: pd.DataFrame) -> pd.DataFrame:
 
 
 BUSY_CPU = 0.10  # share of the CPU other processes may use while latencies are timed for a speed verdict
+# A speed-up within this share of its target is "inconclusive": quiet reruns of notebook 04 on one machine moved
+# P1 from 2.83x to 3.06x and P2 from 6.49x to 7.04x (8 %), so a verdict at 3.06x against 3x would be a coin toss.
+SPEED_MARGIN = 0.10
 
 
 def speed_goals(p: Profile, deployed: pd.DataFrame, scores: pd.DataFrame, write: bool = True) -> pd.DataFrame:
@@ -393,6 +396,8 @@ def speed_goals(p: Profile, deployed: pd.DataFrame, scores: pd.DataFrame, write:
 
     A speed verdict needs a quiet CPU: where other processes kept more than BUSY_CPU of it busy while the report's
     latencies were timed (`others_cpu`), a goal is "not decided", never met or missed on a busy machine's times.
+    It needs a clear margin too: met at or above target x (1 + SPEED_MARGIN), missed below target x
+    (1 - SPEED_MARGIN), "inconclusive" between.
     """
     st = p.structured
     ref, max_loss = st.reference, 0.01
@@ -408,9 +413,13 @@ def speed_goals(p: Profile, deployed: pd.DataFrame, scores: pd.DataFrame, write:
         loss = auc_difference(a.label, a.score, b.score.to_numpy(), a.group, seed=p.structured.seeds[0])
         speed = at[(ref, base)] / at[(model, runtime)]
         accurate = loss["high"] <= max_loss
-        met = "yes" if speed >= target and accurate else "no" if accurate else "no (accuracy)"
-        if busy is not None and busy > BUSY_CPU and met != "no (accuracy)":
+        if not accurate:
+            met = "no (accuracy)"
+        elif busy is not None and busy > BUSY_CPU:
             met = f"not decided (other processes used {busy:.0%} of the CPU while timing)"
+        else:
+            met = "yes" if speed >= target * (1 + SPEED_MARGIN) else "no" if speed < target * (1 - SPEED_MARGIN) \
+                else f"inconclusive (within {SPEED_MARGIN:.0%} of the target)"
         return {"goal": goal, "model": model, "runtime": runtime, "ms": at[(model, runtime)],
                 "reference": f"{ref} ({base})", "reference_ms": at[(ref, base)], "speed_up": round(speed, 2),
                 "auc_loss": round(loss["diff"], 4), "loss_ci_low": round(loss["low"], 4),
