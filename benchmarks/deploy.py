@@ -37,7 +37,7 @@ def main() -> None:
     table = pd.read_csv(path)  # the runs notebook 04 trained, with their test metrics and folders
     deployed, scores = structured.deploy(p, table, progress=True, write=False)
     pd.set_option("display.width", 200)
-    print("\nbatch-1 latency (ms), median of", args.repeats)
+    print(f"\nbatch-1 latency (ms): {args.repeats} passes per model in 5 interleaved rounds")
     print(structured.latency_table(deployed).to_string())
     goals = structured.speed_goals(p, deployed, scores, write=False)
     print()

@@ -136,5 +136,6 @@ def refresh(only=None) -> None:
 
     for nb in notebooks(only):
         print(f"refreshing {paths.show(nb)}", flush=True)
-        pm.execute_notebook(str(nb), str(nb), cwd=str(paths.NOTEBOOKS), progress_bar=True, kernel_name="python3")
+        pm.execute_notebook(str(nb), str(nb), cwd=str(paths.NOTEBOOKS), progress_bar=sys.stderr.isatty(),
+                            kernel_name="python3", stdout_file=sys.stdout, stderr_file=sys.stderr)
         strip_run_metadata(nb)
