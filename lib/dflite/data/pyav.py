@@ -1,0 +1,114 @@
+"""Sampled decoding with PyAV: the frames `video.read_sampled` returns, for less CPU.
+
+OpenCV decodes every frame up to each sampled one. Here the decoder skips what no sampled frame needs:
+
+- frames nothing refers to (`skip_frame = "NONREF"`) unless they are sampled themselves: reference frames are
+  all decoded, so every sampled frame is decoded from exactly the pictures a full decode would use;
+- whole stretches before the keyframe that starts a sampled frame's group: the decoder is drained and reset
+  there, as a seek would, but packets are counted, not sought, so long GOPs and inaccurate container indexes
+  cost nothing.
+
+Frame numbers are display ranks of packet timestamps (a first pass reads packets without decoding), so they
+are the frame numbers of a full decode in any container. Frames come out bit-identical to OpenCV's (same
+FFmpeg decoder and colour conversion; tests check several encoders, open GOPs and a rotated phone clip).
+Measured by benchmarks/decode.py.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from .video import VideoError
+
+
+def _open(path):
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(path, "missing", "no such file")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, ValueError) as e:
+        raise VideoError(path, "undecodable", f"not a video container PyAV/FFmpeg can open: {e}") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(path, "undecodable", "no video stream")
+    return container
+
+
+def packet_layout(path) -> tuple:
+    """([pts of each video packet in decode order], [its display index], [is it a keyframe]), without decoding."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size and p.pts is not None]
+    order = sorted(range(len(packets)), key=lambda i: packets[i][0])
+    display = [0] * len(packets)
+    for rank, i in enumerate(order):
+        display[i] = rank
+    return [p for p, _ in packets], display, [k for _, k in packets]
+
+
+def _upright(frame) -> np.ndarray:
+    """BGR pixels as shown: a display-rotation flag (phone clips) applied, as OpenCV does."""
+    image = frame.to_ndarray(format="bgr24")
+    turns = round(getattr(frame, "rotation", 0) / 90) % 4  # degrees counter-clockwise
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+def read_sampled(path, indices=None) -> tuple:
+    """(frame indices read, BGR frames) of the sorted `indices` (or a function of the frame count that returns
+    them; None: every frame), as `video.read_sampled` returns them."""
+    import av
+
+    pts, display, keys = packet_layout(path)
+    n = len(pts)
+    if callable(indices):
+        indices = indices(n)
+    wanted = list(range(n)) if indices is None else sorted({int(i) for i in indices if 0 <= int(i) < n})
+    position = {d: i for i, d in enumerate(display)}  # display index -> decode position
+    keyframes = [i for i, k in enumerate(keys) if k] or [0]
+    # Where decoding must start for each sampled frame: the last keyframe before its packet that is shown no
+    # later than it (an open GOP's leading frames need the group before; the frames after its keyframe do not).
+    starts = [max((k for k in keyframes if k <= position[w] and display[k] <= w), default=0) for w in wanted]
+    sampled_pts = {pts[position[w]]: w for w in wanted}
+    out: dict = {}
+    try:
+        with _open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            decoder = stream.codec_context
+
+            def keep(frames):
+                for f in frames:
+                    if f.pts in sampled_pts:
+                        out[sampled_pts[f.pts]] = _upright(f)
+
+            j, pos, live = 0, -1, False
+            for packet in container.demux(stream):
+                if not packet.size or packet.pts is None:
+                    continue
+                pos += 1
+                while j < len(wanted) and wanted[j] in out:
+                    j += 1
+                if j == len(wanted):
+                    break
+                if pos < starts[j]:
+                    if live:  # leaving a stretch: drain its last frames and reset the decoder, as a seek would
+                        keep(decoder.decode(None))
+                        decoder.flush_buffers()
+                        live = False
+                    continue
+                live = True
+                decoder.skip_frame = "DEFAULT" if packet.pts in sampled_pts else "NONREF"
+                keep(decoder.decode(packet))
+            if live:
+                keep(decoder.decode(None))
+    except av.error.FFmpegError as e:  # a broken stream: the frames decoded before the break are kept
+        if not out:
+            raise VideoError(path, "undecodable", str(e)) from None
+    # As OpenCV: the frames before the first one that could not be decoded (the stream broke there)
+    got = list(itertools.takewhile(lambda w: w in out, wanted))
+    return got, [out[w] for w in got]

@@ -1,0 +1,63 @@
+"""PyAV's sampled decoding gives OpenCV's frames, bit for bit, for several encoders, GOP structures and samples."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+from dflite.data import pyav, video
+from dflite.data.video import VideoError, sample_frame_indices
+
+pytest.importorskip("av")
+
+ENCODINGS = {  # name: ffmpeg output arguments (B-frames everywhere; GOPs short, long and open)
+    "x264.mp4": ["-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "3", "-pix_fmt", "yuv420p"],
+    "x264_open_gop.mp4": ["-c:v", "libx264", "-preset", "veryfast", "-x264-params",
+                          "keyint=50:min-keyint=50:scenecut=0:open-gop=1:bframes=3", "-pix_fmt", "yuv420p"],
+    "x264_one_gop.mkv": ["-c:v", "libx264", "-preset", "veryfast", "-g", "1000", "-pix_fmt", "yuv420p"],
+    "mpeg4.avi": ["-c:v", "mpeg4", "-q:v", "5", "-bf", "2", "-g", "40"],
+}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    for name, args in ENCODINGS.items():
+        subprocess.run([video._ffmpeg(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                        "testsrc2=size=320x240:rate=25,noise=alls=8:allf=t", "-t", "6", *args, str(folder / name)],
+                       check=True)
+    return folder
+
+
+@pytest.mark.parametrize("name", sorted(ENCODINGS))
+def test_sampled_frames_are_opencvs_bit_for_bit(clips, name):
+    path = clips / name
+    n = video.frame_count(path)
+    assert n == 150 and len(pyav.packet_layout(path)[0]) == n
+    samples = [sample_frame_indices(n, "uniform", 8), sample_frame_indices(n, "capstone", label=1, seed_key=name),
+               [3, 4, 5, 97, 149], [120], list(range(0, n, 30)), [47, 48, 49, 98, 99]]  # open GOPs lead in
+    for indices in samples:
+        want_idx, want = video.read_sampled(path, indices)
+        got_idx, got = pyav.read_sampled(path, indices)
+        assert got_idx == want_idx == sorted(indices)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want)), (name, indices)
+    got_idx, got = pyav.read_sampled(path, lambda count: [count - 1])
+    assert got_idx == [n - 1] and np.array_equal(got[0], video.read_frames(path, [n - 1])[0])
+
+
+def test_every_frame_and_a_rotated_phone_clip(clips, tmp_path):
+    path = clips / "x264.mp4"
+    assert np.array_equal(np.stack(pyav.read_sampled(path)[1]), video.read_frames(path))
+    subprocess.run([video._ffmpeg(), "-y", "-loglevel", "error", "-display_rotation", "90", "-i", str(path),
+                    "-c", "copy", str(tmp_path / "phone.mp4")], check=True)
+    shown = video.read_frames(tmp_path / "phone.mp4", [0, 50])
+    assert shown.shape[1:3] == (320, 240)  # OpenCV turns it upright
+    assert np.array_equal(np.stack(pyav.read_sampled(tmp_path / "phone.mp4", [0, 50])[1]), shown)
+
+
+def test_missing_and_non_video_files_are_named(tmp_path):
+    with pytest.raises(VideoError, match="missing"):
+        pyav.read_sampled(tmp_path / "gone.mp4", [0])
+    (tmp_path / "notes.mp4").write_text("hello")
+    with pytest.raises(VideoError, match="undecodable"):
+        pyav.read_sampled(tmp_path / "notes.mp4", [0])
