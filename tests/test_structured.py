@@ -423,9 +423,15 @@ def test_speed_goals_are_decided_on_a_quiet_cpu_only():
     assert quiet.loc["P2", "speed_up"] == pytest.approx(13.33, abs=0.01) and quiet.loc["P2", "met"] == "yes"
     near = deployed.assign(ms=np.where(deployed.runtime == "ort_int8", 12.0 / 3.1, deployed.ms))  # 3.1x: near 3x
     assert speed_goals(p, near, scores, write=False).loc["P1", "met"].startswith("inconclusive (within 10%")
+    slow = deployed.assign(ms=np.where(deployed.runtime == "ort_int8", 12.0 / 2.69, deployed.ms))  # 2.69x
+    assert speed_goals(p, slow, scores, write=False).loc["P1", "met"] == "no"
+    edge = deployed.assign(ms=np.where(deployed.runtime == "ort_int8", 12.0 / 3.3, deployed.ms))  # 3.30x exactly
+    assert speed_goals(p, edge, scores, write=False).loc["P1", "met"] == "yes"
     p, deployed, scores = _deployed(busy=0.35)
     busy = speed_goals(p, deployed, scores, write=False)
     assert busy["met"].str.startswith("not decided (other processes used 35%").all()
+    p, deployed, scores = _deployed(busy=None)
+    assert speed_goals(p, deployed, scores, write=False)["met"].str.startswith("not decided (the CPU's load").all()
 
 
 def test_others_share_is_the_cpu_other_processes_used():

@@ -24,7 +24,7 @@ class _Lines:
 
     def write(self, text: str) -> None:
         line = text.replace("\r", "").rstrip()
-        count = line.split(",")[0]
+        count = line.rsplit(", ", 2)[0]  # the line without its times (a description may hold commas)
         if line and count != self.last:  # the closing redraw repeats the last count
             self.stream.write(line + "\n")
             self.last = count
@@ -51,4 +51,4 @@ def bar(iterable=None, *, desc: str = "", total=None, unit: str = "it", disable:
         else "{desc}: {n_fmt} {unit}, {elapsed} so far"
     # Off a terminal every bar leaves its last line: a cleared bar says nothing in a log.
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=disable, leave=True, file=_Lines(stream),
-                mininterval=LINE_EVERY, bar_format=line, **kwargs)
+                mininterval=LINE_EVERY, maxinterval=LINE_EVERY, bar_format=line, **kwargs)

@@ -47,13 +47,16 @@ def torch_call(model: nn.Module, input_size: int):
 
 def timed_together(calls: dict, threads: int = 1, repeats: int = 30, rounds: int = 5, warmup: int = 5,
                    clock=time.perf_counter) -> dict:
-    """{key: median ms} of each call (torch's with `threads` threads, ONNX Runtime's with their session's),
-    timed in `rounds` interleaved rounds: each round times every call ceil(repeats / rounds) times in a row and
-    keeps that median; a call's latency is its level in a typical round (median polish of the log round medians:
-    call + round). Candidates and their reference
-    are then timed within seconds of each other, so a change of load on a shared CPU hits them alike and their
-    ratio survives it; timed one after another, minutes apart, a loaded run once read 2344 ms for a 44 ms net
-    and turned a speed goal from "no" to "yes". Rounds alternate their order so that none always goes first."""
+    """{key: ms} of each call (torch's with `threads` threads, ONNX Runtime's with their session's), timed in
+    `rounds` interleaved rounds: each round times every call ceil(repeats / rounds) times in a row and keeps that
+    median; a call's latency is its level in a typical round (median polish of the log round medians: call +
+    round). Candidates and their reference are then timed within one round of each other (seconds to a minute),
+    so a load that drifts hits them alike and their ratio survives it; timed one after another, minutes apart, a
+    loaded run once read 2344 ms for a 44 ms net and turned a speed goal from "no" to "yes". A load that is there
+    all along still slows two threads more than one: see `others_share`. Rounds alternate their order so that
+    none always goes first."""
+    if not calls:
+        return {}
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     per = max(1, -(-repeats // rounds))
@@ -87,6 +90,7 @@ def cpu_reading():
         ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except (OSError, ValueError):
         return None
+    ticks = ticks[:8]  # user nice system idle iowait irq softirq steal (guest time is within user and nice)
     busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)  # all but idle and iowait
     return busy / os.sysconf("SC_CLK_TCK"), time.process_time(), time.perf_counter()
 

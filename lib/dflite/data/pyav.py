@@ -15,11 +15,13 @@ Measured by benchmarks/decode.py.
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 from pathlib import Path
 
 import numpy as np
 
+from . import video
 from .video import VideoError
 
 
@@ -39,16 +41,25 @@ def _open(path):
     return container
 
 
-def packet_layout(path) -> tuple:
-    """([pts of each video packet in decode order], [its display index], [is it a keyframe]), without decoding."""
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size and p.pts is not None]
+def packet_layout(path) -> tuple | None:
+    """([pts of each video packet in decode order], [its display index], [is it a keyframe]), without decoding;
+    None where packets cannot number the frames (a packet without a timestamp, two with one, or one the container
+    says to discard): `read_sampled` then leaves the file to OpenCV."""
+    import av
+
+    try:
+        with _open(path) as container:
+            stream = container.streams.video[0]
+            packets = [(p.pts, p.is_keyframe, p.is_discard) for p in container.demux(stream) if p.size]
+    except av.error.FFmpegError as e:
+        raise VideoError(path, "undecodable", str(e)) from None
+    if any(p is None or discard for p, _, discard in packets) or len({p for p, _, _ in packets}) < len(packets):
+        return None
     order = sorted(range(len(packets)), key=lambda i: packets[i][0])
     display = [0] * len(packets)
     for rank, i in enumerate(order):
         display[i] = rank
-    return [p for p, _ in packets], display, [k for _, k in packets]
+    return [p for p, _, _ in packets], display, [k for _, k, _ in packets]
 
 
 def _upright(frame) -> np.ndarray:
@@ -63,22 +74,34 @@ def read_sampled(path, indices=None) -> tuple:
     them; None: every frame), as `video.read_sampled` returns them."""
     import av
 
-    pts, display, keys = packet_layout(path)
+    layout = packet_layout(path)
+    if layout is None:
+        return video.read_sampled(path, indices)
+    pts, display, keys = layout
     n = len(pts)
     if callable(indices):
         indices = indices(n)
     wanted = list(range(n)) if indices is None else sorted({int(i) for i in indices if 0 <= int(i) < n})
     position = {d: i for i, d in enumerate(display)}  # display index -> decode position
     keyframes = [i for i, k in enumerate(keys) if k] or [0]
-    # Where decoding must start for each sampled frame: the last keyframe before its packet that is shown no
-    # later than it (an open GOP's leading frames need the group before; the frames after its keyframe do not).
-    starts = [max((k for k in keyframes if k <= position[w] and display[k] <= w), default=0) for w in wanted]
+
+    def start(w):
+        """Where decoding must start for sampled frame w: the last keyframe before its packet that is shown no
+        later than it (an open GOP's leading frames need the group before; the frames after its keyframe do not)."""
+        k = bisect.bisect_right(keyframes, position[w]) - 1
+        while k > 0 and display[keyframes[k]] > w:
+            k -= 1
+        return keyframes[k] if k >= 0 else 0
+
+    starts = [start(w) for w in wanted]
     sampled_pts = {pts[position[w]]: w for w in wanted}
     out: dict = {}
     try:
         with _open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if video.DECODE_THREADS:  # worker processes decode on one thread: the cores are theirs already
+                stream.thread_count = video.DECODE_THREADS
             decoder = stream.codec_context
 
             def keep(frames):

@@ -229,8 +229,8 @@ def _run_dir(p: Profile, row):
 
 def sparse_cost(p: Profile, table: pd.DataFrame, repeats: int = 50, sparsity: float = 0.8,
                 seed: int = 0, rounds: int = 5) -> pd.DataFrame:
-    """Dense against `sparsity` IMP, per model: CPU latency at batch 1 (1 thread; the median over
-    `rounds` alternating rounds of each net's median of `repeats` passes),
+    """Dense against `sparsity` IMP, per model: CPU latency at batch 1 (1 thread; `rounds` alternating rounds
+    of `repeats` passes of each net, timed_together),
     the weights file as stored (dense zeros) and sparse-stored (kept values plus a 1-bit mask)."""
     rows = []
     for model in table["model"].unique():
