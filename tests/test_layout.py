@@ -8,7 +8,7 @@ from dflite import paths
 LIB = paths.ROOT / "lib" / "dflite"
 # Each group may import itself, the top-level helpers and the groups listed before it.
 ORDER = ["data", "nets", "engine", "compress", "experiments", "analysis", "detect", "studies"]
-TOP = {"paths", "config", "folders", "parallel", "__version__"}
+TOP = {"paths", "config", "folders", "parallel", "progress", "__version__"}
 
 
 def _imports(path):
