@@ -58,16 +58,22 @@ def test_profile_parameters():
         reproduce.profile_parameters("nope")
 
 
-def test_failure_names_the_cell_and_the_executed_notebook(tmp_path, monkeypatch, capsys):
+def _one_cell_notebook(tmp_path, name: str, code: str):
+    """A notebooks/ folder with a quick profile file and one notebook: a parameters cell, then `code`."""
     nbdir = tmp_path / "notebooks"
     (nbdir / "profiles").mkdir(parents=True)
     (nbdir / "profiles" / "quick.yaml").write_text("all:\n  profile: quick\n")
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('profile = "quick"  # profile')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("1 / 0")]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, nbdir / "00_boom.ipynb")
+    nbformat.write(nb, nbdir / name)
+    return nbdir
+
+
+def test_failure_names_the_cell_and_the_executed_notebook(tmp_path, monkeypatch, capsys):
+    nbdir = _one_cell_notebook(tmp_path, "00_boom.ipynb", "1 / 0")
     monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
     with pytest.raises(SystemExit) as exit_info:
         reproduce.run("quick", out_dir=tmp_path / "out", progress=False)
@@ -81,16 +87,8 @@ def test_failure_names_the_cell_and_the_executed_notebook(tmp_path, monkeypatch,
 def test_the_log_shows_what_cells_print_as_they_run(tmp_path, monkeypatch, capsys):
     """`make reproduce` writes a log: the cells' progress lines (stderr) and prints reach it, and each notebook
     ends with its time; papermill's redrawn cell bar stays off a log."""
-    nbdir = tmp_path / "notebooks"
-    (nbdir / "profiles").mkdir(parents=True)
-    (nbdir / "profiles" / "quick.yaml").write_text("all:\n  profile: quick\n")
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "quick"  # profile')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        "import sys\nprint('trained 3 of 8')\nprint('runs: 4/8 (50 %)', file=sys.stderr)")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, nbdir / "00_talk.ipynb")
+    nbdir = _one_cell_notebook(tmp_path, "00_talk.ipynb",
+                               "import sys\nprint('trained 3 of 8')\nprint('runs: 4/8 (50 %)', file=sys.stderr)")
     monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
     reproduce.run("quick", out_dir=tmp_path / "out")
     out, err = capsys.readouterr()

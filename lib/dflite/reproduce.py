@@ -118,13 +118,17 @@ def record_time(profile: str, executed) -> None:
 
 
 def strip_run_metadata(path) -> None:
-    """Drop papermill's timing metadata from a notebook, keeping outputs and execution counts."""
+    """Drop papermill's timing metadata and the cells' stderr (progress lines with this run's times) from a
+    notebook, keeping the other outputs and execution counts."""
     path = Path(path)
     nb = json.loads(path.read_text())
     nb["metadata"].pop("papermill", None)
     for cell in nb["cells"]:
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if not (o.get("output_type") == "stream"
+                                                                  and o.get("name") == "stderr")]
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             raise ValueError(f"{path} has injected parameters; refresh with the quick profile defaults only")
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
