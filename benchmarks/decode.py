@@ -1,4 +1,4 @@
-"""Sampled decoding: CPU seconds of OpenCV's grab path (video.read_sampled) and of PyAV's (data/pyav.py) on the
+"""Sampled decoding: CPU seconds of OpenCV's grab path (video.read_sampled_opencv) and of PyAV's (data/pyav.py) on the
 same clips and samples, as a ratio timed in the same run, with the frames checked bit-identical.
 
 Clips are made here with the ffmpeg bundled in imageio-ffmpeg: 720p and 1080p, 30 s at 30 fps, busy noise,
@@ -42,7 +42,7 @@ def main() -> None:
                 n = video.frame_count(clip)
                 for count in (32, 8):
                     wanted = sample_frame_indices(n, "uniform", count)
-                    t_cv, (got_cv, frames_cv) = cpu(video.read_sampled, clip, wanted)
+                    t_cv, (got_cv, frames_cv) = cpu(video.read_sampled_opencv, clip, wanted)
                     t_av, (got_av, frames_av) = cpu(pyav.read_sampled, clip, wanted)
                     same = got_cv == got_av == wanted and all(np.array_equal(a, b)
                                                               for a, b in zip(frames_cv, frames_av))

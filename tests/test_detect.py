@@ -121,6 +121,19 @@ def test_the_drawn_verdict_never_says_what_the_report_would_not():
     assert detect.running("video", [], 16, rule)["verdict"] == "no face found"
 
 
+def test_the_drawn_verdict_sits_bottom_left_and_face_labels_stay_legible():
+    from dflite.detect.media import FAKE, annotate
+
+    frame = np.full((160, 160, 3), 128, np.uint8)
+    out = annotate(frame, [((40, 0, 80, 80), 0.91, True)], {"verdict": "FAKE", "score": 0.96})
+    corner = out[-16:, :60].reshape(-1, 3)
+    assert (corner == 0).all(axis=1).mean() > 0.6 and (corner > 200).all(axis=1).any()  # bottom-left: white on black
+    assert (out[:30, :35] == 128).all()                        # the top-left is left to the face's label ...
+    label = out[:12, 40:100].reshape(-1, 3)
+    assert (label == FAKE).all(axis=1).mean() > 0.4            # ... a filled box of the face's colour at the top
+    assert (label > 200).all(axis=1).sum() > 20                # with white text in it
+
+
 def test_a_picture_of_clutter_gets_no_verdict_and_the_reason(weights, tmp_path):
     from dflite.data.synth.sizes import face_scene
 

@@ -10,6 +10,11 @@ from dflite.data.video import VideoError, sample_frame_indices
 
 pytest.importorskip("av")
 
+
+def opencv_frames(path, indices=None) -> np.ndarray:
+    """The reference: OpenCV's decode (video.read_frames itself decodes with PyAV by default)."""
+    return np.stack(video.read_sampled_opencv(path, indices)[1])
+
 ENCODINGS = {  # name: ffmpeg output arguments (B-frames everywhere; GOPs short, long and open)
     "x264.mp4": ["-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "3", "-pix_fmt", "yuv420p"],
     "x264_open_gop.mp4": ["-c:v", "libx264", "-preset", "veryfast", "-x264-params",
@@ -37,20 +42,20 @@ def test_sampled_frames_are_opencvs_bit_for_bit(clips, name):
     samples = [sample_frame_indices(n, "uniform", 8), sample_frame_indices(n, "capstone", label=1, seed_key=name),
                [3, 4, 5, 97, 149], [120], list(range(0, n, 30)), [47, 48, 49, 98, 99]]  # open GOPs lead in
     for indices in samples:
-        want_idx, want = video.read_sampled(path, indices)
+        want_idx, want = video.read_sampled_opencv(path, indices)
         got_idx, got = pyav.read_sampled(path, indices)
         assert got_idx == want_idx == sorted(indices)
         assert all(np.array_equal(a, b) for a, b in zip(got, want)), (name, indices)
     got_idx, got = pyav.read_sampled(path, lambda count: [count - 1])
-    assert got_idx == [n - 1] and np.array_equal(got[0], video.read_frames(path, [n - 1])[0])
+    assert got_idx == [n - 1] and np.array_equal(got[0], opencv_frames(path, [n - 1])[0])
 
 
 def test_every_frame_and_a_rotated_phone_clip(clips, tmp_path):
     path = clips / "x264.mp4"
-    assert np.array_equal(np.stack(pyav.read_sampled(path)[1]), video.read_frames(path))
+    assert np.array_equal(np.stack(pyav.read_sampled(path)[1]), opencv_frames(path))
     subprocess.run([video._ffmpeg(), "-y", "-loglevel", "error", "-display_rotation", "90", "-i", str(path),
                     "-c", "copy", str(tmp_path / "phone.mp4")], check=True)
-    shown = video.read_frames(tmp_path / "phone.mp4", [0, 50])
+    shown = opencv_frames(tmp_path / "phone.mp4", [0, 50])
     assert shown.shape[1:3] == (320, 240)  # OpenCV turns it upright
     assert np.array_equal(np.stack(pyav.read_sampled(tmp_path / "phone.mp4", [0, 50])[1]), shown)
 
@@ -59,5 +64,25 @@ def test_missing_and_non_video_files_are_named(tmp_path):
     with pytest.raises(VideoError, match="missing"):
         pyav.read_sampled(tmp_path / "gone.mp4", [0])
     (tmp_path / "notes.mp4").write_text("hello")
-    with pytest.raises(VideoError, match="undecodable"):
+    with pytest.raises(VideoError, match="undecodable") as err:
         pyav.read_sampled(tmp_path / "notes.mp4", [0])
+    assert str(tmp_path) not in err.value.detail  # FFmpeg's reason only: callers name the file (the demo by name)
+
+
+def test_the_default_decoder_is_pyav_and_extraction_gives_the_same_crops_with_either(tiny_set, tmp_path, monkeypatch):
+    from dflite.config import ExtractConfig
+    from dflite.data.extract import extract
+
+    assert video.DECODER == "pyav"  # unless DFLITE_DECODER says otherwise, which the test run does not
+    cfg = ExtractConfig(frames=3, size=32, of_detect=False)
+    stores = {}
+    for decoder in ("pyav", "opencv"):
+        monkeypatch.setattr(video, "DECODER", decoder)
+        calls = []
+        monkeypatch.setattr(pyav, "packet_layout", lambda path, real=pyav.packet_layout: calls.append(path) or real(path))
+        stores[decoder] = extract("ffpp", tiny_set.ffpp_root, tmp_path / decoder, cfg, workers=1, progress=False)
+        assert bool(calls) == (decoder == "pyav")  # the setting chooses the decoder
+    a, b = (s.index.sort_values("crop").reset_index(drop=True) for s in stores.values())
+    assert len(a) and a.drop(columns="crop").equals(b.drop(columns="crop"))
+    for name in a.crop:
+        assert (tmp_path / "pyav" / name).read_bytes() == (tmp_path / "opencv" / name).read_bytes()

@@ -337,7 +337,7 @@ def frames_curves(table, metric: str = "auc"):
                      dashes=False, errorbar="sd", err_style="bars", ax=ax, legend=ax is axes[0][-1])
         ax.set(xscale="log", title=comp, xlabel="frames per video (evenly spaced)", ylabel=f"video {metric.upper()}")
         ax.set_xticks(sorted(t.frames.unique()), [str(k) for k in sorted(t.frames.unique())])
-    axes[0][-1].legend(fontsize=6, title=None, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[0][-1].legend(fontsize=8, title=None, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -347,7 +347,10 @@ def annotated_frames(examples: dict):
     in the row title."""
     rows = list(examples.items())
     cols = max(len(frames) for _, (_, frames) in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(2.0 * cols, 2.25 * len(rows)), squeeze=False, dpi=FRAME_DPI)
+    # At least each frame's own pixels (160 px frames at 2 in need 80 dpi): the drawn scores must stay readable.
+    side = max(frames[0].shape[0] for _, (_, frames) in rows if len(frames))
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.0 * cols, 2.25 * len(rows)), squeeze=False,
+                             dpi=max(FRAME_DPI, min(120, side / 2.0)))
     for r, (name, (report, frames)) in enumerate(rows):
         for c, ax in enumerate(axes[r]):
             ax.axis("off")

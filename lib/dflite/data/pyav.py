@@ -25,6 +25,11 @@ from . import video
 from .video import VideoError
 
 
+def _said(e) -> str:
+    """FFmpeg's message without the path PyAV appends to it (reports and the demo name the file themselves)."""
+    return getattr(e, "strerror", None) or str(e)
+
+
 def _open(path):
     import av
 
@@ -34,7 +39,7 @@ def _open(path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, ValueError) as e:
-        raise VideoError(path, "undecodable", f"not a video container PyAV/FFmpeg can open: {e}") from None
+        raise VideoError(path, "undecodable", f"not a video container PyAV/FFmpeg can open: {_said(e)}") from None
     if not container.streams.video:
         container.close()
         raise VideoError(path, "undecodable", "no video stream")
@@ -52,7 +57,7 @@ def packet_layout(path) -> tuple | None:
             stream = container.streams.video[0]
             packets = [(p.pts, p.is_keyframe, p.is_discard) for p in container.demux(stream) if p.size]
     except av.error.FFmpegError as e:
-        raise VideoError(path, "undecodable", str(e)) from None
+        raise VideoError(path, "undecodable", _said(e)) from None
     if any(p is None or discard for p, _, discard in packets) or len({p for p, _, _ in packets}) < len(packets):
         return None
     order = sorted(range(len(packets)), key=lambda i: packets[i][0])
@@ -76,7 +81,7 @@ def read_sampled(path, indices=None) -> tuple:
 
     layout = packet_layout(path)
     if layout is None:
-        return video.read_sampled(path, indices)
+        return video.read_sampled_opencv(path, indices)
     pts, display, keys = layout
     n = len(pts)
     if callable(indices):
@@ -131,7 +136,7 @@ def read_sampled(path, indices=None) -> tuple:
                 keep(decoder.decode(None))
     except av.error.FFmpegError as e:  # a broken stream: the frames decoded before the break are kept
         if not out:
-            raise VideoError(path, "undecodable", str(e)) from None
+            raise VideoError(path, "undecodable", _said(e)) from None
     # As OpenCV: the frames before the first one that could not be decoded (the stream broke there)
     got = list(itertools.takewhile(lambda w: w in out, wanted))
     return got, [out[w] for w in got]

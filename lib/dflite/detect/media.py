@@ -177,15 +177,27 @@ def annotate(frame: np.ndarray, faces: list, running: dict) -> np.ndarray:
     """A copy of a BGR frame with each face's box coloured by its label and score, the running verdict top-left."""
     out = frame.copy()
     thick = max(1, round(frame.shape[0] / 240))
+    # A face's label is white on a box of its colour (legible over any background), at least 0.4 high: at 0.35 on a
+    # 160 px frame it was a few unreadable pixels.
+    scale = max(0.4, 0.35 * thick)
     for box, score, fake in faces:
         x, y, w, h = (int(round(v)) for v in box)
         colour = FAKE if fake else REAL
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, thick)
-        cv2.putText(out, f"{'fake' if fake else 'real'} {score:.2f}", (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.35 * thick, colour, thick, cv2.LINE_AA)
+        label = f"{'fake' if fake else 'real'} {score:.2f}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        top = max(0, y - th - base - 2)  # above the box, or inside its top edge at the frame's top
+        cv2.rectangle(out, (x, top), (x + tw + 2, top + th + base + 2), colour, cv2.FILLED)
+        cv2.putText(out, label, (x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    # The running verdict bottom-left, white on black: the top-left is where faces' labels and the demo's own
+    # component labels sit.
     text = f"{running['verdict']} {running['score']:.2f}" if running["score"] is not None else running["verdict"]
-    cv2.putText(out, text, (6, 16 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thick, (255, 255, 255), thick + 1,
-                cv2.LINE_AA)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thick, thick)
+    bottom = out.shape[0] - 4 * thick
+    cv2.rectangle(out, (0, bottom - th - base - 4 * thick), (tw + 10 * thick, out.shape[0]), (0, 0, 0), cv2.FILLED)
+    cv2.putText(out, text, (5 * thick, bottom - base), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thick, (255, 255, 255),
+                thick, cv2.LINE_AA)
     return out
 
 
