@@ -79,7 +79,8 @@ def test_the_default_decoder_is_pyav_and_extraction_gives_the_same_crops_with_ei
     for decoder in ("pyav", "opencv"):
         monkeypatch.setattr(video, "DECODER", decoder)
         calls = []
-        monkeypatch.setattr(pyav, "packet_layout", lambda path, real=pyav.packet_layout: calls.append(path) or real(path))
+        monkeypatch.setattr(pyav, "packet_layout",
+                            lambda path, real=pyav.packet_layout, calls=calls: calls.append(path) or real(path))
         stores[decoder] = extract("ffpp", tiny_set.ffpp_root, tmp_path / decoder, cfg, workers=1, progress=False)
         assert bool(calls) == (decoder == "pyav")  # the setting chooses the decoder
     a, b = (s.index.sort_values("crop").reset_index(drop=True) for s in stores.values())

@@ -95,3 +95,20 @@ def test_the_imagenet_start_claims_pair_seeds_and_read_auc_and_the_first_epoch()
     assert out.loc["an ImageNet start converges faster", "b"] == pytest.approx(0.6 + sum(SHARED) / 4, abs=1e-4)
     worse = baselines.imagenet_verdicts(P, scratch, imagenet).set_index("claim")
     assert list(worse.verdict) == ["does not hold", "does not hold"]
+
+
+def test_a_run_two_ablations_share_is_one_curve_named_by_both():
+    from types import SimpleNamespace
+
+    from dflite.studies import baselines
+
+    def job(key, seed=0):
+        history = pd.DataFrame({"epoch": [1, 2], "images": [10, 20], "val_auc": [0.6, 0.9], "train_loss": [0.7, 0.3]})
+        return SimpleNamespace(key=key, model="cnn5", seed=seed, result=lambda: SimpleNamespace(history=history))
+
+    base, constant, leaky = job("base"), job("const"), job("leaky")
+    found = {"schedule": baselines.Ablation(None, [base, constant], {"base": "cnn5 cosine", "const": "cnn5 constant"}),
+             "leakage": baselines.Ablation(None, [base, leaky],
+                                           {"base": "cnn5 video split", "leaky": "cnn5 frame split"})}
+    h = baselines.ablation_histories(found)
+    assert len(h) == 6 and list(h.model.unique()) == ["cnn5 cosine = video split", "cnn5 constant", "cnn5 frame split"]

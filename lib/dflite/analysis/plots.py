@@ -136,13 +136,13 @@ def training_curves(history, title: str = ""):
 
     h = pd.DataFrame(history)
     x = "images" if "images" in h else "epoch"  # models have their own budgets: images seen compares them
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
     sns.lineplot(h, x=x, y="val_auc", hue="model", errorbar="sd", marker="o", ax=axes[0], legend=False)
     sns.lineplot(h, x=x, y="train_loss", hue="model", errorbar="sd", marker="o", ax=axes[1])
     axes[0].axhline(0.5, color="grey", lw=0.8, ls=":")
     axes[0].set(xlabel=f"{x} seen" if x == "images" else x, ylabel="validation AUC", title=title or "validation AUC")
     axes[1].set(xlabel=f"{x} seen" if x == "images" else x, ylabel="training loss (BCE)", title="training loss")
-    axes[1].legend(fontsize=8, ncol=2)
+    axes[1].legend(fontsize=8, title=None, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the lines
     fig.tight_layout()
     return fig
 

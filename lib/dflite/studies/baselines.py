@@ -225,5 +225,13 @@ def imagenet_verdicts(p: Profile, imagenet: list, scratch: list) -> pd.DataFrame
 
 
 def ablation_histories(found: dict) -> pd.DataFrame:
-    """The training curves of every ablation's runs, each under its ablation label."""
-    return pd.concat([histories(a.jobs, a.labels) for a in found.values()], ignore_index=True)
+    """The training curves of every ablation's runs, each run once: a run two ablations share (the baseline is
+    both the cosine and the video-split run) is one line named by both, not two lines drawn on top of each other."""
+    jobs, names = {}, {}
+    for a in found.values():
+        for job in a.jobs:
+            jobs.setdefault(job.key, job)
+            label = a.labels.get(job.key, job.model)
+            shared = job.key in names
+            names[job.key] = f"{names[job.key]} = {label.removeprefix(job.model).strip()}" if shared else label
+    return histories(list(jobs.values()), names)
