@@ -25,6 +25,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -106,16 +107,8 @@ def naive(records, cfg: ExtractConfig, out: Path, root: Path) -> dict:
 @contextmanager
 def decoding_with(decoder: str):
     """video.DECODER here and in spawned worker processes (they read DFLITE_DECODER when they import it)."""
-    saved = video.DECODER, os.environ.get("DFLITE_DECODER")
-    video.DECODER = os.environ["DFLITE_DECODER"] = decoder
-    try:
+    with mock.patch.dict(os.environ, DFLITE_DECODER=decoder), mock.patch.object(video, "DECODER", decoder):
         yield
-    finally:
-        video.DECODER = saved[0]
-        if saved[1] is None:
-            del os.environ["DFLITE_DECODER"]
-        else:
-            os.environ["DFLITE_DECODER"] = saved[1]
 
 
 def dflite_run(root: Path, cfg: ExtractConfig, out: Path, workers: int) -> dict:

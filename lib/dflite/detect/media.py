@@ -174,7 +174,7 @@ def running(kind: str, seen: list, sampled: int, rule: Rule) -> dict:
 
 
 def annotate(frame: np.ndarray, faces: list, running: dict) -> np.ndarray:
-    """A copy of a BGR frame with each face's box coloured by its label and score, the running verdict top-left."""
+    """A copy of a BGR frame with each face's box and score in its label's colour, the running verdict bottom-left."""
     out = frame.copy()
     thick = max(1, round(frame.shape[0] / 240))
     # A face's label is white on a box of its colour (legible over any background), at least 0.4 high: at 0.35 on a
