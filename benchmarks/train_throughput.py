@@ -9,6 +9,10 @@ A recipe trains in bf16 on the CPU only where this ratio is above 1 and the bf16
 validation (benchmarks/recipe_search.py compares the profile's recipe with its fp32 twin over seeds).
 
     .venv/bin/python benchmarks/train_throughput.py [--profile quick] [--steps 30] [--pairs] [--compile]
+
+On a GPU (benchmarks/gpu_check.sh) `--identities N` builds the crop store from a synthetic set of N identities with
+the profile's other settings (a profile of its own name, so it never mixes with the full set): the rates do not
+depend on the store's size, and the store's build time, printed, scales with it. `--csv` writes the table.
 """
 from __future__ import annotations
 
@@ -136,10 +140,19 @@ def main():
     ap.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     ap.add_argument("--pairs", action="store_true", help="also: two one-thread runs at once against one two-thread run")
     ap.add_argument("--compile", action="store_true", help="also: torch.compile against eager, with the compile time")
+    ap.add_argument("--identities", type=int, default=0, help="a synthetic set of this many identities (0: the "
+                    "profile's own)")
+    ap.add_argument("--workers", type=int, default=0, help="extraction processes (0: the profile's)")
+    ap.add_argument("--csv", default="", help="also write the table to this CSV file")
     args = ap.parse_args()
     device = select_device()
-    p = resolve(args.profile)
+    p = resolve(args.profile, **({"workers": args.workers} if args.workers else {}))
+    if args.identities:
+        p = override(p, name=f"{p.name}-ids{args.identities}", synth=override(p.synth, identities=args.identities))
+    t = time.perf_counter()
     store = studies.crop_store(p, progress=True)
+    print(f"crop store ({p.name}, {p.synth.identities} identities, {p.workers} extraction workers): "
+          f"{len(store.index)} crops, {time.perf_counter() - t:.0f} s (data and extraction, or reused)")
     rows = []
     for kind, name in tuning.recipes(p):
         cfg = tuning.profile_recipe(p, kind, name)
@@ -159,6 +172,8 @@ def main():
     print(f"\nimages/s, {where}, each recipe's batch, best of 3 blocks of {args.steps // 3} steps")
     pd.set_option("display.width", 200)
     print(pd.DataFrame(rows).round(2).to_string(index=False))
+    if args.csv:
+        pd.DataFrame(rows).assign(device=where).round(2).to_csv(args.csv, index=False)
     if device.type == "cpu" and args.pairs:
         pairs = [two_runs_or_two_threads(name, p.recipe(name), args.steps) for name in p.baselines.models]
         print("\nimages/s of the model step on 2 cores, the profile's precision per recipe")

@@ -139,6 +139,22 @@ def test_missing_split_file_and_wrong_root_are_clear_errors(bad_root, tiny_set, 
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+def test_a_missing_cascade_file_stops_extraction_before_any_media_is_recorded(tiny_set, tmp_path, monkeypatch):
+    # OpenCV 5.x ships no cascade files (seen on a GPU machine's image): one clear error naming the file and the fix,
+    # not every media recorded as failed and an empty store assembled.
+    from dflite.data import faces
+
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path / "no_cascades"))
+    faces.load_cascade.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"haarcascade_frontalface_default.xml is missing.*<5"):
+            extract("ffpp", tiny_set.ffpp_root, tmp_path / "store", CFG, workers=1, progress=False)
+    finally:
+        faces.load_cascade.cache_clear()
+    assert not (tmp_path / "store" / "index.csv").exists()
+    assert not list((tmp_path / "store").glob("parts/*"))
+
+
 def test_openforensics_bad_annotations_are_clear_errors(tmp_path):
     root = tmp_path / "of"
     (root / "Images/Train").mkdir(parents=True)

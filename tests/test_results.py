@@ -92,3 +92,23 @@ def test_every_published_dense_reference_learned_on_every_seed():
         verdicts = _published(f"{study}_verdicts")
         unlearned = verdicts[verdicts.verdict.str.contains("did not learn")]
         assert unlearned.empty, f"{study}: {unlearned.claim.tolist()}"
+
+
+def test_the_gpu_check_covers_every_standard_recipe_and_its_ratios_follow_its_rates():
+    # results/standard/gpu_check/ was written on a GPU machine (benchmarks/gpu_check.sh); CI has none, so this
+    # checks the committed table against the profile it claims to measure, not the GPU.
+    import pandas as pd
+    from dflite.studies import tuning
+
+    folder = paths.ROOT / "results" / "standard" / "gpu_check"
+    table = pd.read_csv(folder / "train_throughput.csv")
+    standard = resolve("standard")
+    assert sorted(zip(table.recipe, table.model)) == sorted(tuning.recipes(standard))
+    for _, row in table.iterrows():
+        cfg = tuning.profile_recipe(standard, row.recipe, row.model)
+        assert (row.px, row.batch) == (cfg.input_size, cfg.batch_size)
+        for part in ("model", "loop"):
+            assert abs(row[f"{part} bf16/fp32"] - row[f"{part} bf16"] / row[f"{part} fp32"]) < 0.01
+    assert table.device.str.contains("H200|A100|H100|GPU|NVIDIA").all()
+    env = json.loads((folder / "env.json").read_text())
+    assert env["device"] != "cpu" and "exit 0" in (folder / "stages.txt").read_text()

@@ -29,7 +29,7 @@ from ..config import ExtractConfig, override, to_dict
 from ..folders import CLI_WAY_OUT, claim, clear, write_json, write_marker, write_png
 from ..parallel import imap
 from . import video
-from .faces import crop_square, detect_faces, faces_in_frames, haar_config, iou
+from .faces import EYE_CASCADE_FILE, crop_square, detect_faces, faces_in_frames, haar_config, iou, load_cascade
 from .sources import MediaRecord, get_adapter, group_split
 from .store import MARKER, CropStore, is_synthetic, load_store, store_dir
 from .updates import (
@@ -338,6 +338,12 @@ def extract(dataset: str, root, out, cfg: ExtractConfig = ExtractConfig(), worke
     started = time.perf_counter()
     todo = [] if merge else [(key, recs, cfg, out, root) for key, recs in jobs
                              if key in mine and not part_path(out, key).is_file()]
+    if todo:
+        # A missing cascade file is the installation's fault, not a media file's: say so once, here, instead of
+        # recording every media as failed and assembling an empty store (OpenCV 5.x ships no cascade files).
+        load_cascade()
+        if cfg.face_choice == "evidence":
+            load_cascade(EYE_CASCADE_FILE)
     label = f"extract {dataset}" + (f" shard {shard[0]}/{shard[1]}" if shard else "")
     n_workers = workers or min(os.cpu_count() or 1, 8)
     for _ in imap(_job, todo, n_workers, _init_worker, ordered=False, progress=progress, desc=label, unit="media"):
