@@ -51,6 +51,28 @@ def test_every_notebook_ends_by_saying_how_long_it_ran():
     assert re.match(r"This notebook ran for \d+\.\d min in this execution", studies.elapsed())
 
 
+def test_the_committed_tables_show_whole_texts():
+    """No table cell in a stored output is cut to pandas' 50 characters ('...' in place of a claim's end)."""
+    for path in reproduce.notebooks():
+        for cell in nbformat.read(path, as_version=4).cells:
+            for out in cell.get("outputs", []):
+                html = out.get("data", {}).get("text/html", "")
+                assert not re.search(r"<td>[^<]{40,}\.\.\.</td>", html), f"{path.name}: a cut table cell"
+
+
+def test_the_notebooks_setup_lets_tables_show_whole_texts():
+    import pandas as pd
+    from dflite import studies
+
+    claim = "(t2) a carried ticket loses at most 0.01 AUC against the target's own ticket"
+    try:
+        studies.environment()
+        assert claim in pd.DataFrame({"claim": [claim]})._repr_html_()  # what Jupyter shows
+    finally:
+        pd.reset_option("display.max_colwidth")
+    assert claim not in pd.DataFrame({"claim": [claim]})._repr_html_()  # what Jupyter shows
+
+
 def test_profile_parameters():
     assert reproduce.parameters_for("quick", "00_data") == {"profile": "quick"}
     assert reproduce.parameters_for("paper", "00_data")["dataset"] == "ffpp"

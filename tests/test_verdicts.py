@@ -112,3 +112,25 @@ def test_a_run_two_ablations_share_is_one_curve_named_by_both():
                                            {"base": "cnn5 video split", "leaky": "cnn5 frame split"})}
     h = baselines.ablation_histories(found)
     assert len(h) == 6 and list(h.model.unique()) == ["cnn5 cosine = video split", "cnn5 constant", "cnn5 frame split"]
+
+
+def test_the_grad_cam_heatmap_shows_each_mean_with_its_seeds_spread():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from dflite.analysis import plots
+    from dflite.studies import gradcam
+
+    rows = [{"model": "cnn5", "study": "lottery", "arm": arm, "sparsity": sp, "ratio": "", "scope": "", "steps": "",
+             "alpha": "", "match": "", "seed": seed, "method": method, "energy_ratio": value}
+            for arm, sp, seeds in (("dense", 0.0, (0, 1, 2)), ("imp", 0.8, (0,)))
+            for seed in seeds for method, value in (("Deepfakes", 1.0 + 0.1 * seed), ("FaceSwap", 2.0 - 0.2 * seed))]
+    table = pd.DataFrame(rows)
+    mean, sd = gradcam.per_method(table), gradcam.per_method(table, stat="std")
+    assert mean.loc[mean.index[0], "Deepfakes"] == pytest.approx(1.1) and sd.loc[sd.index[0], "FaceSwap"] == 0.2
+    fig = plots.method_heatmap(mean, vmin=0.5, vmax=2.5, sd=sd)
+    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    plt.close(fig)
+    # Three seeds: mean and sd; one seed: the mean alone (no sd to show).
+    assert texts == sorted(["1.10\n± 0.10", "1.80\n± 0.20", "1.00", "2.00"])

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from ..config import METHODS
 from ..data.sources import ffpp
@@ -147,12 +148,21 @@ def training_curves(history, title: str = ""):
     return fig
 
 
-def method_heatmap(table, title: str = "test AUC per manipulation method", vmin: float = 0.5, vmax: float = 1.0):
-    """Models x methods heatmap of a per-method score table (e.g. studies.baselines.per_method)."""
+def method_heatmap(table, title: str = "test AUC per manipulation method", vmin: float = 0.5, vmax: float = 1.0,
+                   sd=None):
+    """Models x methods heatmap of a per-method score table (e.g. studies.baselines.per_method); with `sd` (the
+    same shape: the sd over seeds) each cell reads 'mean ± sd', so a difference between cells can be weighed
+    against the seeds' spread (a cell with one seed shows its mean alone)."""
     import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(1.3 * table.shape[1] + 2.5, 0.45 * table.shape[0] + 1.2))
-    sns.heatmap(table, annot=True, fmt=".2f", vmin=vmin, vmax=vmax, cmap="viridis", cbar=False, ax=ax)
+    annot, fmt, row_h = True, ".2f", 0.45
+    if sd is not None:
+        sd = sd.reindex(index=table.index, columns=table.columns)
+        annot = table.map(lambda m: f"{m:.2f}") + sd.map(lambda s: "" if pd.isna(s) else f"\n± {s:.2f}")
+        fmt, row_h = "", 0.7
+    fig, ax = plt.subplots(figsize=(1.3 * table.shape[1] + 2.5, row_h * table.shape[0] + 1.2))
+    sns.heatmap(table, annot=annot, fmt=fmt, vmin=vmin, vmax=vmax, cmap="viridis", cbar=False, ax=ax,
+                annot_kws={"fontsize": 9})
     ax.set(title=title, xlabel="", ylabel="")
     fig.tight_layout()
     return fig

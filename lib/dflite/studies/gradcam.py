@@ -196,9 +196,10 @@ def overview(table: pd.DataFrame) -> pd.DataFrame:
     return out.set_index(["model", "variant"])
 
 
-def per_method(table: pd.DataFrame, score: str = "energy_ratio") -> pd.DataFrame:
-    """model variant x method, the mean over seeds (for a heatmap)."""
-    wide = table.groupby([*IDS, "method"], sort=False)[score].mean().unstack("method")
+def per_method(table: pd.DataFrame, score: str = "energy_ratio", stat: str = "mean") -> pd.DataFrame:
+    """model variant x method, the mean over seeds (or `stat`, e.g. "std": the sample sd, nan with one seed), for
+    a heatmap."""
+    wide = table.groupby([*IDS, "method"], sort=False)[score].agg(stat).unstack("method")
     wide.index = [f"{key[1]} {labels.detector(dict(zip(IDS, key)))}" for key in wide.index]
     return wide.round(2)
 
