@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock reproduce test smoke results demo browser-test lab notebooks bench clean-runs
+.PHONY: help setup lock reproduce test smoke results report demo browser-test lab notebooks bench clean-runs
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,9 @@ smoke: setup ## only the paper profile end to end on tiny budgets (tests/test_pa
 
 results: setup ## publish this machine's results of PROFILE into results/<profile>/ and rewrite the README findings
 	$(VENV)/bin/dflite results --profile $(PROFILE) --publish
+
+report: setup ## the committed notebooks as a static HTML site: data/report/index.html (offline)
+	$(VENV)/bin/dflite report
 
 demo: setup ## the web demo on http://127.0.0.1:7860 (RUN=run folder; default: the quick CNN-5 baseline)
 	$(VENV)/bin/dflite demo $(if $(RUN),--run $(RUN))

@@ -258,6 +258,19 @@ def _results(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from . import site
+    from .folders import OutputFolderError
+
+    try:
+        out = site.build(args.out, args.profile, args.force)
+    except (OutputFolderError, FileNotFoundError) as e:
+        print(f"dflite report: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {paths.show(out / 'index.html')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import PROFILES
     from .data.sources import ADAPTERS
@@ -394,6 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--write-readme", action="store_true", help="rewrite the README section from results/<profile>/")
     mode.add_argument("--check", action="store_true", help="exit 1 if the README section differs from the files")
     o.set_defaults(func=_results)
+
+    h = sub.add_parser("report", help="the executed notebooks as a static HTML site (offline)",
+                       description="Render every committed notebook with its stored outputs to <out>/<notebook>.html "
+                                   "(nbconvert) and write <out>/index.html: each notebook's title and summary, then "
+                                   "the findings generated from results/<profile>/. Open index.html in a browser.")
+    h.add_argument("--out", help="output folder (default: data/report)")
+    h.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="whose findings (default: quick)")
+    h.add_argument("--force", action="store_true", help="write into a non-empty folder dflite did not make")
+    h.set_defaults(func=_report)
 
     titles = ", ".join(a.title for a in ADAPTERS.values())
     i = sub.add_parser("inspect", help="report what a real dataset root holds",
