@@ -13,11 +13,31 @@ from dflite.studies import report
 QUICK = resolve("quick")
 
 
-def test_the_committed_readme_holds_the_findings_the_published_results_generate():
-    have = report.readme_section(QUICK)
-    assert have is not None, "README.md has no findings:quick markers"
-    assert have == report.readme_block(QUICK), "run `dflite results --profile quick --write-readme`"
+def test_the_committed_readme_and_findings_page_hold_what_the_published_results_generate():
+    for name, where in report.SECTIONS.items():
+        have = report.readme_section(QUICK, name=name)
+        assert have is not None, f"{where} has no {name}:quick markers"
+        assert have == report.readme_block(QUICK, name=name), "run `dflite results --profile quick --write-readme`"
+    assert report.stale_sections(QUICK) == []
     assert (report.published_dir(QUICK) / "env.json").is_file()
+    assert report.headline_figure_path(QUICK).is_file()
+
+
+def test_the_headline_counts_every_verdict_and_lists_the_decided_claims(tmp_path):
+    folder = tmp_path / "results"
+    shutil.copytree(report.published_dir(QUICK), folder)
+    text = report.headline(QUICK, folder)
+    for name, study, _ in report.VERDICTS:
+        rows = len((folder / f"{name}.csv").read_text().strip().splitlines()) - 1
+        assert f"| {study} | {rows} | " in text
+    holds = sum(f.read_text().count(",holds\n") for f in folder.glob("*_verdicts.csv"))
+    assert text.count(": holds;") == holds
+    verdicts = folder / "tickets_verdicts.csv"
+    verdicts.write_text(verdicts.read_text().replace(",holds\n", ",does not hold\n", 1))
+    changed = report.headline(QUICK, folder)
+    assert changed.count(": holds;") == holds - 1 and ": does not hold;" in changed
+    assert "P1" in text and "P2" in text and "met: " in text
+    assert len(str(report.readme_block(QUICK, name="headline")).splitlines()) < 60  # the README's first screen
 
 
 def test_the_findings_follow_the_files(tmp_path):
@@ -35,16 +55,16 @@ def test_the_findings_follow_the_files(tmp_path):
 def test_write_readme_replaces_only_the_section(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\nbefore\n\n<!-- findings:quick:start -->\nstale\n<!-- findings:quick:end -->\n\nafter\n")
-    assert report.write_readme(QUICK, readme)
+    assert report.write_readme(QUICK, readme, name="findings")
     text = readme.read_text()
     assert text.startswith("# x\n\nbefore\n\n") and text.endswith("\n\nafter\n") and "stale" not in text
     assert report.readme_section(QUICK, readme) == report.readme_block(QUICK)
-    assert not report.write_readme(QUICK, readme)  # idempotent
+    assert not report.write_readme(QUICK, readme, name="findings")  # idempotent
     readme.write_text("# no markers\n")
     try:
-        report.write_readme(QUICK, readme)
+        report.write_readme(QUICK, readme, name="headline")
     except ValueError as e:
-        assert "findings:quick:start" in str(e)
+        assert "headline:quick:start" in str(e)
     else:
         raise AssertionError("a README without markers must be refused")
 

@@ -242,14 +242,16 @@ def _results(args) -> int:
         if args.publish:
             print(f"published {paths.show(report.publish(p))}/ and rewrote the README's findings")
         elif args.check:
-            if report.readme_section(p) != report.readme_block(p):
-                print(f"dflite results: README.md's {p.name} findings differ from results/{p.name}/; run "
+            stale = report.stale_sections(p)
+            if stale:
+                where = ", ".join(f"{report.SECTIONS[n]}'s {n}" for n in stale)
+                print(f"dflite results: {where} differ from results/{p.name}/; run "
                       f"`dflite results --profile {p.name} --write-readme`", file=sys.stderr)
                 return 1
-            print(f"README.md's {p.name} findings match results/{p.name}/")
+            print(f"README.md's {p.name} headline and docs/findings.md match results/{p.name}/")
         elif args.write_readme:
             changed = report.write_readme(p)
-            print(f"README.md's {p.name} findings {'rewritten' if changed else 'unchanged'}")
+            print(f"README.md's {p.name} headline and docs/findings.md {'rewritten' if changed else 'unchanged'}")
         else:
             print(report.findings(p))
     except (FileNotFoundError, ValueError) as e:
@@ -404,8 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--markdown", action="store_true", help="print the findings (the default)")
     mode.add_argument("--publish", action="store_true",
                       help="copy this machine's results files into results/<profile>/ and rewrite the README section")
-    mode.add_argument("--write-readme", action="store_true", help="rewrite the README section from results/<profile>/")
-    mode.add_argument("--check", action="store_true", help="exit 1 if the README section differs from the files")
+    mode.add_argument("--write-readme", action="store_true",
+                      help="rewrite the README's headline and docs/findings.md from results/<profile>/")
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 if the README's headline or docs/findings.md differ from the files")
     o.set_defaults(func=_results)
 
     h = sub.add_parser("report", help="the executed notebooks as a static HTML site (offline)",

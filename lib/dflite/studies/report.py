@@ -1,9 +1,11 @@
-"""Published results and the README's findings: generated from results files, never typed.
+"""Published results, the README's headline and the findings page: generated from results files, never typed.
 
 `publish(p)` copies a profile's results files (data/runs/<profile>/results/) into the repository's
-`results/<profile>/` with `env.json` (versions, CPU, commit) and rewrites the README's findings section from
-them; `dflite results` does it from the command line. `readme_block(p)` is the section as the published files
-give it: a test checks that the committed README holds exactly that text.
+`results/<profile>/` with `env.json` (versions, CPU, commit) and rewrites the generated sections from them: the
+README's headline (every study's verdict counts, the claims decided either way, the speed goals, a figure) and
+docs/findings.md (every study's findings in full); `dflite results` does it from the command line.
+`readme_block(p, section=...)` is a section as the published files give it: a test checks that the committed
+files hold exactly that text.
 """
 from __future__ import annotations
 
@@ -15,19 +17,27 @@ from pathlib import Path
 import pandas as pd
 
 from .. import paths
-from ..analysis.report import Markdown
+from ..analysis.report import Markdown, counts, verdict_lines
 from ..analysis.report import table as mdtable
 from ..config import Profile
 from ..engine.runs import results_path, versions
 from ..folders import write_json
-from . import baselines, face_choice, gradcam, lottery, results_dir, structured, transfer, tuning, video
+from . import baselines, face_choice, gradcam, lottery, read_results, results_dir, structured, transfer, tuning, video
 
 # The results files a profile publishes, and the studies whose findings the README shows, in notebook order.
 PUBLISHED = ("baselines", "schedule_ablation", "leakage", "imagenet_start", "imagenet_verdicts", "tickets",
              "tickets_verdicts", "structured", "structured_verdicts", "deploy", "speed_goals", "transfer",
              "transfer_verdicts", "gradcam", "gradcam_verdicts", "video")
 STUDIES = (baselines, lottery, structured, transfer, gradcam, video)
-START, END = "<!-- findings:{profile}:start -->", "<!-- findings:{profile}:end -->"
+START, END = "<!-- {section}:{profile}:start -->", "<!-- {section}:{profile}:end -->"
+# Where each generated section lives: the README leads with the headline; the findings in full have a page.
+SECTIONS = {"headline": "README.md", "findings": "docs/findings.md"}
+# The verdict tables the headline counts, with the study (and notebook) each belongs to, and their id columns.
+VERDICTS = (("imagenet_verdicts", "ImageNet start (02)", ["model"]),
+            ("tickets_verdicts", "lottery tickets (03)", ["model", "dataset", "sparsity"]),
+            ("structured_verdicts", "structured pruning, KD (04)", ["variant", "against"]),
+            ("transfer_verdicts", "tickets across datasets (05)", ["model", "source", "target", "sparsity"]),
+            ("gradcam_verdicts", "Grad-CAM focus (06)", ["study", "model", "variant"]))
 
 
 def published_dir(p: Profile) -> Path:
@@ -60,32 +70,108 @@ def run_times(folder: Path) -> str:
             + mdtable(table[["notebook", "minutes"]].set_index("notebook"), digits=1))
 
 
-def readme_block(p: Profile, folder=None) -> str:
-    """The README's findings section for the profile, between its markers."""
-    start, end = START.format(profile=p.name), END.format(profile=p.name)
-    return f"{start}\n{findings(p, folder)}\n{end}"
+def headline(p: Profile, folder=None) -> Markdown:
+    """The README's first screen of findings: per study, how many claims hold, do not hold, stay inconclusive
+    or cannot be tested; the claims decided either way; the speed goals; the ticket study's figure."""
+    folder = Path(folder or published_dir(p))
+    table, decided = [], []
+    for name, study, ids in VERDICTS:
+        if not (folder / f"{name}.csv").is_file():
+            continue
+        v = read_results(p, name, folder)
+        table.append(f"| {study} | {len(v)} | {counts(v)} |")
+        decided += verdict_lines(v[v.verdict.isin(["holds", "does not hold"])], ids)
+    lines = [f"Generated from `results/{p.name}/` by `dflite results`; every claim with its statistics, and every "
+             "table, in [docs/findings.md](docs/findings.md).", "", "| study | claims | verdicts |", "|---|---|---|",
+             *table]
+    if decided:
+        lines += ["", "Claims decided (paired difference over seeds [95 % CI, Holm-corrected] against the margin "
+                      "stated in advance):", "", *decided]
+    goals = folder / "speed_goals.csv"
+    if goals.is_file():
+        lines += ["", "The capstone's speed goals (ONNX Runtime on this CPU, against dense B0):", ""]
+        for _, g in pd.read_csv(goals, keep_default_na=False).iterrows():
+            lines.append(f"- **{g.goal}** {g.model} ({g.runtime}) against {g.reference}: {g.speed_up:.2f}x faster, "
+                         f"test AUC loss {g.auc_loss:+.3f} [{g.loss_ci_low:+.3f}, {g.loss_ci_high:+.3f}]; "
+                         f"target {g.target}: met: {g.met}")
+    figure, caption = headline_figure_path(p), FIGURE_CAPTION.format(profile=p.name)
+    if figure.is_file():
+        lines += ["", f"![{caption}]({figure.relative_to(paths.ROOT).as_posix()})", "", f"*{caption}.*"]
+    return Markdown("\n".join(lines))
 
 
-def _pattern(p: Profile):
-    start, end = START.format(profile=p.name), END.format(profile=p.name)
+FIGURE_CAPTION = ("Lottery tickets (notebook 03): test AUC against sparsity per arm, mean and sd over seeds, from "
+                  "results/{profile}/tickets.csv")
+
+
+def headline_figure_path(p: Profile) -> Path:
+    return paths.ROOT / "figures" / f"findings_{p.name}.png"
+
+
+def write_headline_figure(p: Profile, folder=None) -> Path | None:
+    """figures/findings_<profile>.png: the ticket study's AUC against sparsity, drawn from the published table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..analysis import plots
+
+    folder = Path(folder or published_dir(p))
+    if not (folder / "tickets.csv").is_file():
+        return None
+    fig = plots.sparsity_curves(lottery.summary(read_results(p, "tickets", folder)), metrics=("auc",))
+    path = headline_figure_path(p)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def section(p: Profile, name: str, folder=None) -> Markdown:
+    if name not in SECTIONS:
+        raise ValueError(f"unknown section {name!r}; expected one of {', '.join(SECTIONS)}")
+    return headline(p, folder) if name == "headline" else findings(p, folder)
+
+
+def readme_block(p: Profile, folder=None, name: str = "findings") -> str:
+    """A generated section for the profile, between its markers."""
+    start, end = START.format(section=name, profile=p.name), END.format(section=name, profile=p.name)
+    return f"{start}\n{section(p, name, folder)}\n{end}"
+
+
+def _pattern(p: Profile, name: str):
+    start, end = START.format(section=name, profile=p.name), END.format(section=name, profile=p.name)
     return re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
 
 
-def readme_section(p: Profile, readme: Path | None = None) -> str | None:
-    """The findings section the README holds now (None when it has none)."""
-    text = (readme or paths.ROOT / "README.md").read_text()
-    found = _pattern(p).search(text)
+def readme_section(p: Profile, readme: Path | None = None, name: str = "findings") -> str | None:
+    """The section a file holds now (None when it has none); the file defaults to the section's own."""
+    text = (readme or paths.ROOT / SECTIONS[name]).read_text()
+    found = _pattern(p, name).search(text)
     return found.group(0) if found else None
 
 
-def write_readme(p: Profile, readme: Path | None = None, folder=None) -> bool:
-    """Put the generated section into the README (replacing the old one); True when the text changed."""
-    readme = readme or paths.ROOT / "README.md"
-    text, block = readme.read_text(), readme_block(p, folder)
-    if _pattern(p).search(text) is None:
-        raise ValueError(f"{paths.show(readme)} has no {START.format(profile=p.name)} ... "
-                         f"{END.format(profile=p.name)} markers to write the findings between")
-    new = _pattern(p).sub(lambda _: block, text)
+def stale_sections(p: Profile) -> list:
+    """The generated sections whose committed text differs from what the published files give."""
+    return [name for name in SECTIONS if readme_section(p, name=name) != readme_block(p, name=name)]
+
+
+def write_readme(p: Profile, readme: Path | None = None, folder=None, name: str | None = None) -> bool:
+    """Put the generated section `name` into `readme` (default: its own file), replacing the old one, or, with
+    no name, every section into its file (and the headline's figure); True when a text changed."""
+    if name is None:
+        if readme is not None:
+            raise ValueError("write_readme: a file needs the section's name")
+        write_headline_figure(p, folder)
+        return any([write_readme(p, None, folder, n) for n in SECTIONS])
+    readme = readme or paths.ROOT / SECTIONS[name]
+    text, block = readme.read_text(), readme_block(p, folder, name)
+    pattern = _pattern(p, name)
+    if pattern.search(text) is None:
+        raise ValueError(f"{paths.show(readme)} has no {START.format(section=name, profile=p.name)} ... "
+                         f"{END.format(section=name, profile=p.name)} markers to write the {name} between")
+    new = pattern.sub(lambda _: block, text)
     readme.write_text(new)
     return new != text
 
