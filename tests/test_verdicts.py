@@ -134,3 +134,20 @@ def test_the_grad_cam_heatmap_shows_each_mean_with_its_seeds_spread():
     plt.close(fig)
     # Three seeds: mean and sd; one seed: the mean alone (no sd to show).
     assert texts == sorted(["1.10\n± 0.10", "1.80\n± 0.20", "1.00", "2.00"])
+
+
+def test_the_baselines_per_method_spread_is_the_sd_over_each_models_seeds():
+    from dflite.studies import baselines
+
+    class Run:
+        def __init__(self, model, seed, auc):
+            self.model, self.seed, self.auc = model, seed, auc
+
+        def row(self):
+            return {"model": self.model, "seed": self.seed, "auc": 0.9, "auc_Deepfakes": self.auc,
+                    "auc_FaceSwap": 1 - self.auc, "acc_Deepfakes": 0.5}
+
+    sd = baselines.per_method_sd([Run("cnn5", 0, 0.9), Run("cnn5", 1, 0.8), Run("cnn5", 2, 0.7), Run("b0", 0, 0.9)])
+    assert list(sd.columns) == ["Deepfakes", "FaceSwap"] and list(sd.index) == ["cnn5", "b0"]
+    assert sd.loc["cnn5", "Deepfakes"] == pytest.approx(0.1) and sd.loc["cnn5", "FaceSwap"] == pytest.approx(0.1)
+    assert sd.loc["b0"].isna().all()  # one seed: no spread to show

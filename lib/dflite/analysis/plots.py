@@ -149,16 +149,16 @@ def training_curves(history, title: str = ""):
 
 
 def method_heatmap(table, title: str = "test AUC per manipulation method", vmin: float = 0.5, vmax: float = 1.0,
-                   sd=None):
+                   sd=None, digits: int = 2):
     """Models x methods heatmap of a per-method score table (e.g. studies.baselines.per_method); with `sd` (the
     same shape: the sd over seeds) each cell reads 'mean ± sd', so a difference between cells can be weighed
     against the seeds' spread (a cell with one seed shows its mean alone)."""
     import seaborn as sns
 
-    annot, fmt, row_h = True, ".2f", 0.45
+    annot, fmt, row_h = True, f".{digits}f", 0.45
     if sd is not None:
         sd = sd.reindex(index=table.index, columns=table.columns)
-        annot = table.map(lambda m: f"{m:.2f}") + sd.map(lambda s: "" if pd.isna(s) else f"\n± {s:.2f}")
+        annot = table.map(lambda m: f"{m:.{digits}f}") + sd.map(lambda s: "" if pd.isna(s) else f"\n± {s:.{digits}f}")
         fmt, row_h = "", 0.7
     fig, ax = plt.subplots(figsize=(1.3 * table.shape[1] + 2.5, row_h * table.shape[0] + 1.2))
     sns.heatmap(table, annot=annot, fmt=fmt, vmin=vmin, vmax=vmax, cmap="viridis", cbar=False, ax=ax,

@@ -145,6 +145,14 @@ def per_method(table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     return table[cols].rename(columns=lambda c: c[len(metric) + 1:])
 
 
+def per_method_sd(planned: list, metric: str = "auc") -> pd.DataFrame:
+    """The sample sd over seeds of per_method's cells (nan for a model with one seed), from the finished runs, for
+    a heatmap that shows each mean with its spread."""
+    rows = pd.DataFrame([{**job.row(), "model": job.model} for job in planned])
+    cols = sorted(c for c in rows.columns if c.startswith(f"{metric}_"))
+    return rows.groupby("model", sort=False)[cols].std().rename(columns=lambda c: c[len(metric) + 1:])
+
+
 def histories(planned: list, labels: dict | None = None) -> pd.DataFrame:
     """All training curves in one long table (model or label, seed, epoch, ...)."""
     return pd.concat([job.result().history.assign(model=(labels or {}).get(job.key, job.model), seed=job.seed)
