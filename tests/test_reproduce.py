@@ -178,3 +178,23 @@ def test_a_data_root_the_notebooks_would_not_read_is_refused_before_anything_run
     assert "would be ignored" in capsys.readouterr().err
     assert cli.main(["reproduce", "--only", "99"]) == 2
     assert "no notebook numbered 99" in capsys.readouterr().err
+
+
+def test_a_papermill_seed_sweep_of_notebook_00_lives_in_one_data_folder(tmp_path, monkeypatch):
+    """Seeds 1 and 2 side by side (each under its own name), then seed 1 again: found and reused, not refused."""
+    import json as _json
+
+    import papermill as pm
+
+    tiny = tmp_path / "sweep.yaml"  # a tiny synthetic set, so that the sweep takes seconds
+    tiny.write_text("name: quick-sweep\nsynth: {identities: 4, frames: 6, of_images: [3, 1, 1, 1], "
+                    "compressions: [c23]}\n")
+    data = tmp_path / "data"
+    monkeypatch.setenv("DFLITE_DATA", str(data))
+    nb = paths.NOTEBOOKS / "00_data.ipynb"
+    for seed in (1, 2, 1):
+        pm.execute_notebook(str(nb), str(tmp_path / f"out_{seed}.ipynb"), cwd=str(paths.NOTEBOOKS),
+                            parameters={"seed": seed, "overrides": str(tiny), "workers": 1}, progress_bar=False,
+                            kernel_name="python3")
+    made = {p.parent.name: _json.loads(p.read_text())["seed"] for p in (data / "synth").glob("*/dflite_synth.json")}
+    assert made == {"quick-sweep-data1": 1, "quick-sweep-data2": 2}
