@@ -4,7 +4,8 @@
 logits, AdamW); `loop` is dflite.engine.train.train_epoch over the crop store's train split (batch assembly,
 batched augmentation, step). Each is timed in fp32 (channels_last, today's CPU step) and under bf16 autocast
 (TrainConfig.cpu_bf16; the loop only where the CPU has bf16, as training), in this one process, one thread
-as a training run has it; `bf16/fp32` is the ratio.
+as a training run has it; `bf16/fp32` is the ratio. On a GPU the engine always uses bf16, so there the two
+loop columns time the same setting twice.
 A recipe trains in bf16 on the CPU only where this ratio is above 1 and the bf16 runs learn as well on
 validation (benchmarks/recipe_search.py compares the profile's recipe with its fp32 twin over seeds).
 
