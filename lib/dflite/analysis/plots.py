@@ -79,7 +79,7 @@ def crops_with_boxes(store_root, index, dataset_root, per_method: int = 1, seed:
     """Per method: the frame with the detected box drawn, and the stored crop beside it."""
 
     methods = sorted(index["method"].unique(), key=lambda m: (m != "original", m))
-    fig, axes = plt.subplots(2, len(methods), figsize=(1.8 * len(methods), 3.8), squeeze=False, dpi=FRAME_DPI - 15)
+    fig, axes = plt.subplots(2, len(methods), figsize=(1.8 * len(methods), 3.8), squeeze=False, dpi=FRAME_DPI)
     for k, method in enumerate(methods):
         row = index[index["method"] == method].sample(per_method, random_state=seed).iloc[0]
         source = Path(dataset_root) / row["source"]
