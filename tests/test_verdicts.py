@@ -151,3 +151,24 @@ def test_the_baselines_per_method_spread_is_the_sd_over_each_models_seeds():
     assert list(sd.columns) == ["Deepfakes", "FaceSwap"] and list(sd.index) == ["cnn5", "b0"]
     assert sd.loc["cnn5", "Deepfakes"] == pytest.approx(0.1) and sd.loc["cnn5", "FaceSwap"] == pytest.approx(0.1)
     assert sd.loc["b0"].isna().all()  # one seed: no spread to show
+
+
+def test_a_figure_of_photographs_is_shown_as_a_jpeg_smaller_than_its_png():
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from dflite.analysis import plots
+
+    noisy = np.random.default_rng(0).integers(0, 255, (160, 160, 3), dtype=np.uint8)  # sensor noise, as in frames
+    fig, ax = plt.subplots(figsize=(2, 2), dpi=80)
+    ax.imshow(noisy)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=80, bbox_inches="tight")
+    shown = plots.as_jpeg(fig)
+    assert shown.format == "jpeg" and shown.data[:3] == b"\xff\xd8\xff"  # a JPEG's first bytes
+    assert len(shown.data) < len(png.getvalue()) / 2
+    assert not plt.fignum_exists(fig.number)  # closed: the notebook shows the JPEG only
