@@ -1,7 +1,7 @@
 """The executed notebooks as a static HTML site (`make report`, `dflite report`): a page per notebook, rendered by
 nbconvert with its figures embedded, and an index page with each notebook's title and summary and the profile's
-findings, generated from the published results like the README's. Nothing is fetched: the pages open from disk,
-offline (nbconvert's template links MathJax from a CDN, which only the notebooks' few formulas would need)."""
+findings, generated from the published results like the README's. The pages open from disk, offline: nbconvert's
+template still links require.js and MathJax from a CDN, which only widgets and the notebooks' few formulas use."""
 from __future__ import annotations
 
 import html

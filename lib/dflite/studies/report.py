@@ -4,7 +4,7 @@
 `results/<profile>/` with `env.json` (versions, CPU, commit) and rewrites the generated sections from them: the
 README's headline (every study's verdict counts, the claims decided either way, the speed goals, a figure) and
 docs/findings.md (every study's findings in full); `dflite results` does it from the command line.
-`readme_block(p, section=...)` is a section as the published files give it: a test checks that the committed
+`readme_block(p, name=...)` is a section as the published files give it: a test checks that the committed
 files hold exactly that text.
 """
 from __future__ import annotations
