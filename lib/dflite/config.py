@@ -249,6 +249,28 @@ class VideoStudy:
     compressions: tuple = ("c23", "c40")  # the test videos of each FF++ compression
 
 
+# Degradations (data.degrade) and their strengths, mildest first; claims use the middle one (the milder of two).
+DEGRADATIONS = {"jpeg": (10, 40, 70),          # JPEG quality 90, 60, 30
+                "resize": (0.25, 0.5, 0.67),   # shrunk to 75, 50, 33 % and back
+                "blur": (0.5, 1.0, 2.0),       # Gaussian sigma in pixels (of the stored crop)
+                "noise": (3, 8, 16),           # sd in grey levels
+                "h264": (23, 32, 40),          # CRF of each test video's crops re-encoded as a clip
+                "exposure": (0.2, 0.4, 0.6),   # pixels x 0.8, 0.6, 0.4
+                "social": (0.25, 0.5, 0.67)}   # resized as `resize`, then JPEG quality 75
+# Quick scores the middle and strongest settings only (each condition costs every net a pass over the crops).
+QUICK_DEGRADATIONS = {family: strengths[1:] for family, strengths in DEGRADATIONS.items()}
+
+
+@dataclass(frozen=True)
+class RobustnessStudy:
+    """Notebook 08: dense, pruned, distilled and int8 detectors on degraded test crops."""
+
+    families: dict = field(default_factory=lambda: dict(DEGRADATIONS))  # family -> strengths (data.degrade)
+    crops_per_video: int = 0         # evenly spaced crops per fake test video scored, real ones balancing (0: all)
+    margin: float = 0.02             # "costs robustness": the variant's mean AUC drop exceeds its reference's by this
+    seed: int = 0                    # seeds the noise
+
+
 @dataclass(frozen=True)
 class EvidenceConfig:
     """How the studies' claims are decided (analysis.stats): stated before any run, the same for every claim."""
@@ -278,6 +300,7 @@ class Profile:
     transfer: TransferStudy = field(default_factory=TransferStudy)
     gradcam: GradcamStudy = field(default_factory=GradcamStudy)
     video: VideoStudy = field(default_factory=VideoStudy)
+    robustness: RobustnessStudy = field(default_factory=RobustnessStudy)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     recipes: dict = field(default_factory=dict)  # model -> its TrainConfig changes (input size, budget)
 
@@ -424,7 +447,8 @@ PROFILES = {
     # Quick distils the pruned Lite0 from its own dense net (self-distillation), not from B0: B0 has no offline
     # ImageNet weights and from scratch on 2 CPU cores reaches a validation AUC of ~0.89 (recipe_search.csv), a
     # teacher weaker than the ImageNet-started Lite0 it would teach.
-    "quick": Profile(recipes=QUICK_RECIPES, structured=StructuredStudy(teacher="efficientnet_lite0")),
+    "quick": Profile(recipes=QUICK_RECIPES, structured=StructuredStudy(teacher="efficientnet_lite0"),
+                     robustness=RobustnessStudy(families=QUICK_DEGRADATIONS, crops_per_video=1)),
     "standard": Profile(
         name="standard",
         synth=SynthConfig(identities=240, frames=32, frame_size=256, patch_size=176, split=(0.7, 0.15, 0.15),

@@ -37,7 +37,7 @@ _STARTED = time.perf_counter()  # a notebook's first cell imports this package: 
 
 def environment() -> dict:
     """The versions and the CPU a notebook's numbers were made with (every run's env.json records them too).
-    Notebooks 02-07 call it first; it also lets their tables show whole texts (a claim, a verdict's reason), which
+    Notebooks 02-08 call it first; it also lets their tables show whole texts (a claim, a verdict's reason), which
     pandas otherwise cuts at 50 characters."""
     pd.set_option("display.max_colwidth", None)
     return versions()

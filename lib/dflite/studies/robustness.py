@@ -1,0 +1,272 @@
+"""Notebook 08's study: do pruning, lottery tickets, distillation and int8 cost a small detector its robustness?
+
+The models are the finished runs of notebooks 03 (CNN-5 dense, its IMP ticket and the random-mask control at the
+last level) and 04 (the dense Lite0 student and its final structured variants), at every seed, scored in ONNX
+Runtime fp32 (each export checked against torch), plus ONNX Runtime int8 (static QDQ, calibrated on training crops
+as notebook 04 does) of the dense student and of its last final variant. Every model scores the same test crops
+clean and under each degradation of `data.degrade` at each strength (the same pixels for every model: degraded
+once at the store's crop size, then resized to each model's input). `results/robustness.csv` holds the AUC per
+model, seed, degradation and strength, over all test crops (`method` "all") and per manipulation method (its fakes
+against all reals).
+
+The claims, one per compressed variant against its own reference (the dense net; for int8, the same net in fp32),
+paired by seed: "compression costs robustness", i.e. the variant's AUC drop under degradation (clean minus
+degraded, averaged over the families at the strength `claimed` picks) exceeds the reference's drop by more than
+`margin`. A reference below the learned-AUC floor on clean crops makes its claims not testable.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import paths
+from ..analysis import labels
+from ..analysis.report import Markdown, counts, verdict_lines
+from ..analysis.report import table as mdtable
+from ..analysis.stats import Claim, auc, cells, judge, over_seeds, paired, unlearned
+from ..compress.deploy import ONNX_INPUT, export_onnx, quantize_int8, session
+from ..compress.structured import calibration_batches
+from ..config import Profile
+from ..data import degrade
+from ..data.loader import normalise, split_dataset
+from ..engine.runs import results_path, write_results
+from ..nets.checkpoint import load_model
+from ..progress import bar
+from . import crop_store, read_results
+from .gradcam import models as finished_models
+
+__all__ = ["conditions", "curves", "drops", "examples", "findings", "models", "overview", "per_method", "results_file",
+           "run", "test_crops", "verdicts"]
+
+IDS = ["study", "model", "arm", "sparsity", "ratio", "scope", "steps", "alpha", "runtime"]
+
+
+def results_file(p: Profile):
+    return results_path(p.name, "robustness")
+
+
+def models(p: Profile) -> pd.DataFrame:
+    """The nets this notebook degrades, one row per net and seed: ids, seed, run, input size, `label`, and
+    `against` (the label of the reference its claim compares it with; "" for references)."""
+    found = finished_models(p)
+    found["runtime"] = "ort_fp32"
+    tickets = found[found.study == "lottery"]
+    last = tickets.loc[tickets.arm != "dense", "sparsity"].max()
+    pruned = tickets.arm.isin(["imp", "random_mask"]) & (tickets.sparsity == last)
+    tickets = tickets[(tickets.arm == "dense") | pruned]
+    slim = found[(found.study == "structured") & (found.model == p.structured.student)]
+    last_variant = slim[slim.arm != "dense"].drop_duplicates(["ratio", "alpha"]).iloc[-1]
+    int8 = slim[(slim.arm == "dense") | ((slim.ratio == last_variant.ratio) & (slim.alpha == last_variant.alpha)
+                                         & (slim.arm != "dense"))].assign(runtime="ort_int8")
+    out = pd.concat([tickets, slim, int8], ignore_index=True)
+    out["label"] = [labels.detector(r) + (" int8" if r.runtime == "ort_int8" else "") for _, r in out.iterrows()]
+    # The reference of each claim, an fp32 net of the same model: int8 against the same net in fp32, the rest
+    # against the dense net; "" for the references themselves.
+    dense = out[out.arm == "dense"].drop_duplicates("model").set_index("model")["label"]
+    out["against"] = np.where(out.runtime == "ort_int8", out.label.str.removesuffix(" int8"),
+                              np.where(out.arm == "dense", "", out.model.map(dense)))
+    return out.reset_index(drop=True)
+
+
+def claimed(strengths) -> float:
+    """The strength a family's claims use: the middle of three, the milder of two (standard's middle)."""
+    return strengths[(len(strengths) - 1) // 2]
+
+
+def conditions(p: Profile) -> list:
+    """[(family, strength)]: clean first, then each family at each of its strengths."""
+    return [("none", 0.0)] + [(f, float(s)) for f, strengths in p.robustness.families.items() for s in strengths]
+
+
+def test_crops(p: Profile, store) -> pd.DataFrame:
+    """The test crops every model scores, in video and frame order (H.264 re-encodes each video's crops as one
+    clip): all of them, or `crops_per_video` evenly spaced crops of each fake video and as many per real video
+    as balance the classes (FF++ has five fake videos per real one)."""
+    test = store.index[store.index.split == "test"].sort_values(["media_id", "frame"], kind="stable")
+    k = p.robustness.crops_per_video
+    if k:
+        videos = test.drop_duplicates("media_id").label.value_counts()
+        per_real = math.ceil(k * videos.get(1, 0) / max(1, videos.get(0, 0)))
+        rank = test.groupby("media_id").cumcount().to_numpy()
+        size = test.groupby("media_id")["frame"].transform("size").to_numpy()
+        want = np.where(test.label.to_numpy() == 1, k, per_real)
+        keep = [r in set(np.linspace(0, n - 1, min(w, n)).round().astype(int)) for r, n, w in zip(rank, size, want)]
+        test = test[keep]
+    return test.reset_index(drop=True)
+
+
+def _read(root: Path, rows: pd.DataFrame) -> np.ndarray:
+    out = []
+    for crop in rows.crop:
+        image = cv2.imread(str(root / crop), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot read crop {paths.show(root / crop)}: the crop store is damaged; re-run "
+                             "`dflite extract --force`")
+        out.append(image)
+    return np.stack(out)
+
+
+def _at(images: np.ndarray, size: int) -> torch.Tensor:
+    """BGR (N, S, S, 3) -> RGB uint8 (N, 3, size, size), resized as the loader resizes stored crops."""
+    if images.shape[1] != size:
+        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+    return torch.from_numpy(np.ascontiguousarray(images[..., ::-1])).permute(0, 3, 1, 2).contiguous()
+
+
+def examples(p: Profile) -> tuple:
+    """The degradation figure's data: the first scored crop of the first fake test video (RGB) and, per family,
+    [(setting, that crop degraded at each strength)], the video's scored crops degraded together as the run does."""
+    store = crop_store(p)
+    rows = test_crops(p, store)
+    video = rows[rows.label == 1].media_id.iloc[0]
+    clip = _read(store.root, rows[rows.media_id == video])
+    shown = {family: [(degrade.describe(family, s).replace(" and back", ""),
+                       degrade.degrade(clip, family, s, p.robustness.seed)[0][..., ::-1]) for s in strengths]
+             for family, strengths in p.robustness.families.items()}
+    return clip[0][..., ::-1], shown
+
+
+def _scorer(p: Profile, net, store, tmp: Path, exported: dict):
+    """(input size, a function uint8 (N, 3, S, S) -> fake probabilities) for one net in ONNX Runtime: fp32 (the
+    export is checked against torch's outputs; about 3x torch's speed here), or int8 quantised from that export.
+    `exported` maps a run to its fp32 file, shared by the run's two runtimes."""
+    run = paths.runs_dir(p.name) / net.run / "best.safetensors"
+    model, _ = load_model(run)
+    px = int(model.dflite_spec["input_size"])
+    if net.run not in exported:
+        exported[net.run] = export_onnx(model, tmp / f"net{len(exported)}.fp32.onnx", px)
+    path = exported[net.run]
+    if net.runtime == "ort_int8":
+        calib = [x.numpy() for x, _ in calibration_batches(split_dataset(store, "train", px), 16,
+                                                          p.structured.int8_calib_batches)]
+        path = quantize_int8(path, path.with_name(path.name.replace(".fp32.", ".int8.")), calib)
+    # No spinning: 33 sessions take turns, and one's spinning threads slow the next (compress.deploy.session).
+    sess = session(path, p.workers, spin=False)
+
+    def score(x):
+        logits = [sess.run(None, {ONNX_INPUT: normalise(x[i:i + 256]).numpy()})[0].reshape(-1)
+                  for i in range(0, len(x), 256)]
+        return 1 / (1 + np.exp(-np.concatenate(logits).astype(np.float64)))
+    return px, score
+
+
+def _aucs(rows: pd.DataFrame, scores: np.ndarray) -> dict:
+    """{method: AUC}: "all" over every crop, and each manipulation method's fakes against all reals."""
+    y = rows.label.to_numpy()
+    out = {"all": auc(y, scores)}
+    real = y == 0
+    for method in sorted(rows.loc[y == 1, "method"].unique()):
+        keep = real | (rows.method.to_numpy() == method)
+        out[method] = auc(y[keep], scores[keep])
+    return out
+
+
+def run(p: Profile, progress: bool = True) -> pd.DataFrame:
+    """results/robustness.csv: AUC per net, seed, degradation, strength and method (written)."""
+    store = crop_store(p)
+    rows = test_crops(p, store)
+    nets = models(p)
+    clean = _read(store.root, rows)
+    clips = rows.media_id.to_numpy()
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        exported: dict = {}
+        scorers = [_scorer(p, net, store, Path(tmp), exported)
+                   for net in bar(list(nets.itertuples()), desc="models", disable=not progress)]
+        for family, strength in bar(conditions(p), desc="degradations", disable=not progress):
+            images = clean if family == "none" else degrade.degrade(clean, family, strength, p.robustness.seed,
+                                                                    clips=clips)
+            sized = {px: _at(images, px) for px in {px for px, _ in scorers}}
+            for net, (px, score) in zip(nets.itertuples(), scorers):
+                for method, value in _aucs(rows, score(sized[px])).items():
+                    out.append({**{k: getattr(net, k) for k in IDS}, "label": net.label, "against": net.against,
+                                "seed": net.seed, "family": family, "strength": strength,
+                                "setting": degrade.describe(family, strength) if family != "none" else "clean",
+                                "method": method, "auc": round(value, 4)})
+    table = pd.DataFrame(out)
+    write_results(p.name, "robustness", table.set_index("model"))
+    return table
+
+
+def drops(table: pd.DataFrame, p: Profile) -> pd.DataFrame:
+    """Per net and seed (method "all"): clean AUC, each family's AUC drop at its claimed strength, and their mean
+    (`drop`)."""
+    t = table[table.method == "all"]
+    middle = {f: float(claimed(s)) for f, s in p.robustness.families.items()}
+    keys = ["label", "against", "model", "runtime", "seed"]
+    clean = t[t.family == "none"].set_index(keys)["auc"].rename("clean")
+    at = t[[middle.get(f) == s for f, s in zip(t.family, t.strength)]]
+    wide = at.pivot_table(index=keys, columns="family", values="auc", sort=False)
+    out = (-wide).add(clean, axis=0)[list(middle)]
+    out["drop"] = out.mean(axis=1)
+    return pd.concat([clean, out], axis=1).reset_index()
+
+
+def curves(table: pd.DataFrame) -> pd.DataFrame:
+    """AUC (method "all") mean and sd over seeds per net, family and strength; the clean AUC at strength 0."""
+    t = table[table.method == "all"]
+    clean = t[t.family == "none"]
+    rows = [t[t.family != "none"]] + [clean.assign(family=f) for f in t.family.unique() if f != "none"]
+    return over_seeds(pd.concat(rows), ["model", "label", "family", "strength"], ["auc"])
+
+
+def per_method(table: pd.DataFrame, label: str, model: str, stat: str = "mean") -> pd.DataFrame:
+    """family (at its strongest) x manipulation method: the AUC drop from clean of one net (mean over seeds, or
+    `stat`): which artifact families die first."""
+    t = table[(table.label == label) & (table.model == model) & (table.method != "all")]
+    clean = t[t.family == "none"].set_index(["seed", "method"])["auc"]
+    strongest = t[t.family != "none"].groupby("family")["strength"].transform("max")
+    hard = t[(t.family != "none") & (t.strength == strongest)].set_index(["seed", "method"])
+    hard = hard.assign(drop=clean.reindex(hard.index).to_numpy() - hard["auc"].to_numpy()).reset_index()
+    wide = hard.groupby(["family", "method"], sort=False)["drop"].agg(stat).unstack("method")
+    settings = t[(t.family != "none")].loc[lambda d: d.strength == d.groupby("family")["strength"].transform("max")]
+    names = settings.drop_duplicates("family").set_index("family")["setting"]
+    wide.index = [names[f] for f in wide.index]
+    return wide.round(3)
+
+
+def verdicts(p: Profile, table: pd.DataFrame) -> pd.DataFrame:
+    """"compression costs robustness" per compressed variant, paired by seed against its reference (see the
+    module's docstring); results/robustness_verdicts.csv."""
+    d = drops(table, p)
+    floor, margin = p.evidence.learned_auc, p.robustness.margin
+    rows = []
+    for (model, label, against), v in d[d.against != ""].groupby(["model", "label", "against"], sort=False):
+        ref = d[(d.model == model) & (d.label == against) & (d.runtime == "ort_fp32")].set_index("seed")
+        v = v.set_index("seed")
+        rows.append({"claim": Claim("compression costs robustness: a larger AUC drop under degradation", margin,
+                                    "AUC drop"),
+                     "model": model, "variant": label, "against": against, "a": v["drop"].mean(),
+                     "b": ref["drop"].mean(), "values": paired(v["drop"], ref["drop"]),
+                     "untestable": unlearned(ref["clean"], floor, f"the reference ({model} {against})")})
+    out = judge(rows, p.evidence.alpha)
+    write_results(p.name, "robustness_verdicts", out.set_index("claim"))
+    return out
+
+
+def overview(table: pd.DataFrame, p: Profile) -> pd.DataFrame:
+    """Per net: clean AUC and each family's AUC drop at its claimed strength, mean ± sd over seeds."""
+    d = drops(table, p)
+    cols = ["clean", *p.robustness.families, "drop"]
+    s = over_seeds(d, ["model", "label"], cols)
+    out = pd.DataFrame({c: cells(s, c, 3) for c in cols})
+    out["seeds"] = s["seeds"]
+    middle = {f: degrade.describe(f, claimed(st)) for f, st in p.robustness.families.items()}
+    return out.rename(columns={**middle, "drop": "mean drop"})
+
+
+def findings(p: Profile, folder=None) -> Markdown:
+    """Robustness in words: each net's clean AUC and mean drop, and each claim's verdict."""
+    table, verdicts = read_results(p, "robustness", folder), read_results(p, "robustness_verdicts", folder)
+    shown = overview(table, p)[["clean", "mean drop", "seeds"]]
+    families = ", ".join(degrade.describe(f, claimed(s)) for f, s in p.robustness.families.items())
+    lines = ["**Robustness under degradation** (notebook 08): test AUC clean, and its drop averaged over the "
+             f"degradations at the strength the claims use ({families}); mean ± sd over seeds. Claims: "
+             f"{counts(verdicts)}.", "", mdtable(shown), "", *verdict_lines(verdicts, ["variant", "against"])]
+    return Markdown("\n".join(lines))
