@@ -221,13 +221,12 @@ def per_method(table: pd.DataFrame, label: str, model: str, stat: str = "mean") 
     `stat`): which artifact families die first."""
     t = table[(table.label == label) & (table.model == model) & (table.method != "all")]
     clean = t[t.family == "none"].set_index(["seed", "method"])["auc"]
-    strongest = t[t.family != "none"].groupby("family")["strength"].transform("max")
-    hard = t[(t.family != "none") & (t.strength == strongest)].set_index(["seed", "method"])
-    hard = hard.assign(drop=clean.reindex(hard.index).to_numpy() - hard["auc"].to_numpy()).reset_index()
-    wide = hard.groupby(["family", "method"], sort=False)["drop"].agg(stat).unstack("method")
-    settings = t[(t.family != "none")].loc[lambda d: d.strength == d.groupby("family")["strength"].transform("max")]
-    names = settings.drop_duplicates("family").set_index("family")["setting"]
-    wide.index = [names[f] for f in wide.index]
+    hard = t[t.family != "none"]
+    hard = hard[hard.strength == hard.groupby("family")["strength"].transform("max")]
+    at = pd.MultiIndex.from_frame(hard[["seed", "method"]])
+    hard = hard.assign(drop=clean.reindex(at).to_numpy() - hard["auc"].to_numpy())
+    wide = hard.groupby(["setting", "method"], sort=False)["drop"].agg(stat).unstack("method")
+    wide.index.name = None
     return wide.round(3)
 
 
