@@ -396,14 +396,14 @@ def degradation_grid(image, settings: dict):
     a row per family."""
     rows = list(settings.items())
     cols = 1 + max(len(v) for _, v in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.45 * cols, 1.6 * len(rows)), squeeze=False, dpi=80)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.5 * cols, 1.6 * len(rows)), squeeze=False, dpi=80)
     for r, (family, shown) in enumerate(rows):
         for c, ax in enumerate(axes[r]):
             ax.axis("off")
             caption, im = ("clean", image) if c == 0 else shown[c - 1] if c - 1 < len(shown) else (None, None)
             if im is not None:
                 ax.imshow(im)
-                ax.set_title(caption, fontsize=7)
+                ax.set_title(caption, fontsize=8)
         axes[r][0].text(-0.1, 0.5, family, transform=axes[r][0].transAxes, rotation=90, ha="right", va="center",
                         fontsize=9)
     fig.tight_layout()
@@ -412,21 +412,25 @@ def degradation_grid(image, settings: dict):
 
 def robustness_curves(curves):
     """Notebook 08: test AUC against each degradation's strength (clean at 0), one panel per degradation, a
-    line per net (mean over seeds, ± sd bars); solid: torch, dashed: ONNX Runtime int8."""
+    line per net (mean over seeds, ± sd bars); int8 dashed, in its fp32 net's colour."""
+    from ..data.degrade import UNITS
+
     c = curves.reset_index()
     c["net"] = [m.replace("efficientnet_", "") + " " + lab.replace(" 1-shot", "") for m, lab in zip(c.model, c.label)]
     families = list(dict.fromkeys(c.family))
     nets = list(dict.fromkeys(c.net))
+    bases = list(dict.fromkeys(n.removesuffix(" int8") for n in nets))
     cols = 4
     fig, axes = plt.subplots(-(-len(families) // cols), cols, figsize=(3.2 * cols, 2.7 * -(-len(families) // cols)),
                              squeeze=False, sharey=True)
     for ax, family in zip(axes.flat, families):
         part = c[c.family == family]
-        for i, net in enumerate(nets):
+        for net in nets:
             line = part[part.net == net].sort_values("strength")
-            ax.errorbar(line.strength, line.auc, yerr=line.auc_sd.fillna(0), label=net, color=f"C{i}", marker="o",
+            colour = f"C{bases.index(net.removesuffix(' int8'))}"
+            ax.errorbar(line.strength, line.auc, yerr=line.auc_sd.fillna(0), label=net, color=colour, marker="o",
                         ms=3, lw=1.2, capsize=2, ls="--" if net.endswith("int8") else "-")
-        ax.set(title=family, xlabel="strength", ylabel="test AUC")
+        ax.set(title=family, xlabel=UNITS.get(family, "strength"), ylabel="test AUC")
         ax.title.set_fontsize(10)
     for ax in list(axes.flat)[len(families):]:
         ax.axis("off")

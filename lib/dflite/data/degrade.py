@@ -29,18 +29,25 @@ FAMILIES = ("jpeg", "resize", "blur", "noise", "h264", "exposure", "social")
 SOCIAL_QUALITY = 75
 
 
-def describe(family: str, strength: float) -> str:
-    """The strength in the family's own words, e.g. 'JPEG quality 60'."""
+# What a family's strength measures, for axes.
+UNITS = {"jpeg": "100 - JPEG quality", "resize": "1 - scale", "blur": "sigma (px)", "noise": "sd (grey levels)",
+         "h264": "CRF", "exposure": "1 - gain", "social": "1 - scale (then JPEG 75)"}
+
+
+def describe(family: str, strength: float, short: bool = False) -> str:
+    """The strength in the family's own words, e.g. 'JPEG quality 60' (short: 'q 60')."""
     _check(family)
     if strength == 0:
         return "none"
-    return {"jpeg": lambda s: f"JPEG quality {100 - s:g}",
-            "resize": lambda s: f"resized to {1 - s:.0%} and back",
-            "blur": lambda s: f"Gaussian blur sigma {s:g} px",
-            "noise": lambda s: f"noise sd {s:g} levels",
-            "h264": lambda s: f"H.264 CRF {s:g}",
-            "exposure": lambda s: f"exposure x {1 - s:g}",
-            "social": lambda s: f"resized to {1 - s:.0%}, JPEG quality {SOCIAL_QUALITY}"}[family](strength)
+    s = strength
+    if short:
+        return {"jpeg": f"q {100 - s:g}", "resize": f"{1 - s:.0%}", "blur": f"σ {s:g} px", "noise": f"sd {s:g}",
+                "h264": f"CRF {s:g}", "exposure": f"× {1 - s:g}",
+                "social": f"{1 - s:.0%}, q {SOCIAL_QUALITY}"}[family]
+    return {"jpeg": f"JPEG quality {100 - s:g}", "resize": f"resized to {1 - s:.0%} and back",
+            "blur": f"Gaussian blur sigma {s:g} px", "noise": f"noise sd {s:g} levels", "h264": f"H.264 CRF {s:g}",
+            "exposure": f"exposure x {1 - s:g}",
+            "social": f"resized to {1 - s:.0%}, JPEG quality {SOCIAL_QUALITY}"}[family]
 
 
 def _check(family: str) -> None:

@@ -126,7 +126,7 @@ def examples(p: Profile) -> tuple:
     rows = test_crops(p, store)
     video = rows[rows.label == 1].media_id.iloc[0]
     clip = _read(store.root, rows[rows.media_id == video])
-    shown = {family: [(degrade.describe(family, s).replace(" and back", ""),
+    shown = {family: [(degrade.describe(family, s, short=True),
                        degrade.degrade(clip, family, s, p.robustness.seed)[0][..., ::-1]) for s in strengths]
              for family, strengths in p.robustness.families.items()}
     return clip[0][..., ::-1], shown
