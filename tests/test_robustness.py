@@ -71,3 +71,23 @@ def test_each_video_gives_its_evenly_spaced_crops_in_frame_order_and_real_videos
     assert list(robustness.test_crops(p2, store).query("media_id == 'r'").frame) == [0, 1, 2, 3]
     p0 = dataclasses.replace(p, robustness=dataclasses.replace(p.robustness, crops_per_video=0))
     assert len(robustness.test_crops(p0, store)) == 18
+
+
+def test_only_the_tickets_found_on_ffpp_are_scored_on_its_crops(monkeypatch):
+    """Standard finds tickets on FF++ and on OpenForensics with the same ids; notebooks 06 and 08 score FF++ crops,
+    so they take the FF++ tickets only (mixed in, two runs would share each id and seed)."""
+    from dflite.studies import gradcam
+    from dflite.studies.lottery import results_file as tickets_file
+    from dflite.studies.structured import results_file as structured_file
+
+    p = resolve("quick")
+    rows = [{"model": "cnn5", "dataset": f"synthetic-{kind}", "arm": arm, "level": level, "sparsity": level / 5,
+             "seed": seed, "run": f"{kind}/{arm}{level}/{seed}"}
+            for kind in ("ffpp", "openforensics") for arm, level in [("dense", 0), ("imp", 4), ("random_mask", 4)]
+            for seed in (0, 1)]
+    tickets_file(p).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(tickets_file(p), index=False)
+    pd.DataFrame(columns=["model", "match"]).to_csv(structured_file(p), index=False)
+    monkeypatch.setattr(gradcam, "final_models", lambda *a, **k: [])
+    found = gradcam.models(p)
+    assert len(found) == 6 and all(run.startswith("ffpp/") for run in found.run)

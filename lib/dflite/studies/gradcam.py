@@ -26,6 +26,7 @@ from ..experiments.structured import Variant
 from ..nets.checkpoint import load_model
 from ..parallel import imap
 from . import crop_store, read_results
+from .lottery import label as dataset_label
 from .lottery import results_file as tickets_file
 from .structured import final_models
 from .structured import results_file as structured_file
@@ -63,10 +64,14 @@ def _read(path, what: str) -> pd.DataFrame:
 
 
 def models(p: Profile) -> pd.DataFrame:
-    """Notebooks 03 and 04's finished runs this notebook explains: their ids, seed, run and a display label
-    (`sparsity`: the share of weights pruned by a ticket; `ratio`: of channels by a structured variant)."""
+    """Notebooks 03 (tickets found on FF++) and 04's finished runs this notebook explains: their ids, seed, run and
+    a display label (`sparsity`: the share of weights pruned by a ticket; `ratio`: of channels by a structured
+    variant)."""
     rows = []
     lottery = _read(tickets_file(p), "03")
+    # The tickets found on FF++, whose crops (and masks) they are explained on: standard also finds tickets on
+    # OpenForensics, and those have the same ids (model, arm, sparsity, seed), so they would be mixed in.
+    lottery = lottery[lottery.dataset == dataset_label(p.dataset, "ffpp")]
     last = lottery["sparsity"].max()
     pick = lottery[(lottery.arm.isin(["dense", "imp"])) | ((lottery.arm == "random_mask") & (lottery.sparsity == last))]
     for r in pick.itertuples():

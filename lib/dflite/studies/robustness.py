@@ -38,9 +38,8 @@ from ..data.loader import normalise, split_dataset
 from ..engine.runs import results_path, write_results
 from ..nets.checkpoint import load_model
 from ..progress import bar
-from . import crop_store, lottery, read_results
+from . import crop_store, read_results
 from .gradcam import models as finished_models
-from .lottery import results_file as tickets_file
 
 __all__ = ["conditions", "curves", "drops", "examples", "findings", "models", "overview", "per_method", "results_file",
            "run", "test_crops", "verdicts"]
@@ -57,10 +56,7 @@ def models(p: Profile) -> pd.DataFrame:
     `against` (the label of the reference its claim compares it with; "" for references)."""
     found = finished_models(p)
     found["runtime"] = "ort_fp32"
-    # Tickets found on the FF++ crops the test crops come from (standard also finds them on OpenForensics).
-    ticket_runs = pd.read_csv(tickets_file(p))
-    on_ffpp = set(ticket_runs.loc[ticket_runs.dataset == lottery.label(p.dataset, "ffpp"), "run"])
-    tickets = found[(found.study == "lottery") & found.run.isin(on_ffpp)]
+    tickets = found[found.study == "lottery"]  # found on FF++, as the test crops are (gradcam.models)
     last = tickets.loc[tickets.arm != "dense", "sparsity"].max()
     pruned = tickets.arm.isin(["imp", "random_mask"]) & (tickets.sparsity == last)
     tickets = tickets[(tickets.arm == "dense") | pruned]
