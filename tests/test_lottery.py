@@ -314,7 +314,10 @@ def test_the_rewind_point_counts_the_steps_of_every_process_under_torchrun(train
         f"cfg = TrainConfig(**{dataclasses.asdict(CFG)!r})\n"
         "t = lottery.Ticket('quick', 'cnn5', 'tiny', store.ref(), cfg, 0, (0.2,), rewind_epoch=1)\n"
         "lottery.Dense(t).train()\n"
-        "print('DENSE', t.dense_run().dir)\n")
+        # One process prints: two printing at once interleaved their lines ("DENSE DENSE /tmp/...").
+        "import os\n"
+        "if os.environ['RANK'] == '0':\n"
+        "    print('DENSE', t.dense_run().dir)\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DFLITE_DATA": str(tmp_path / "data")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519", str(script)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
