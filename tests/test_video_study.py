@@ -28,3 +28,26 @@ def test_video_auc_and_acc_come_from_the_frames_used():
     assert table.loc[16, "acc"] == pytest.approx(0.75)  # f1 FAKE (3 of 4 frames), f2 REAL: wrong
     assert table.loc[16, "bacc"] == pytest.approx(0.75)  # reals 2/2, fakes 1/2
     assert table.loc[1, "auc"] == pytest.approx(0.5)    # frame 0 only: .1 .3 | .9 0
+
+
+def test_onnx_runtime_scores_are_detects_own():
+    """The study scores faces in ONNX Runtime (3x torch here); they must be what `dflite detect` (torch) gives."""
+    import numpy as np
+    import torch
+    from dflite import detect, paths
+    from dflite.nets.checkpoint import save_model
+    from dflite.nets.models import create_model
+
+    p = resolve("quick")
+    torch.manual_seed(0)
+    net = create_model("cnn5", input_size=64)
+    save_model(net, paths.runs_dir(p.name) / "r" / "best.safetensors")
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(600)]  # past one 512-crop chunk
+    videos = pd.DataFrame({"compression": "c23", "media_id": ["a", "b"], "label": [0, 1], "method": ["original", "X"],
+                           "faces": [list(enumerate(crops[:300])), list(enumerate(crops[300:]))]})
+    nets = pd.DataFrame([{k: v for k, v in zip(video.IDS, ("baseline", "cnn5", "dense", 0.0, 0.0, "global", 1, 0.0,
+                                                            ""))} | {"seed": 0, "run": "r"}])
+    got = video.scores(p, videos, nets, progress=False)
+    assert len(got) == 600 and list(got.media_id[:2]) == ["a", "a"]
+    assert np.abs(got.score.to_numpy() - detect.classify(net.eval(), crops)).max() < 1e-5

@@ -112,6 +112,8 @@ def _train(args) -> int:
         cfg = override(cfg, input_size=args.input_size)
     if args.threads:
         cfg = override(cfg, cpu_threads=args.threads)
+    if args.target:
+        cfg = override(cfg, target=args.target)
     try:
         store = load_store(args.store)
         dataset = args.dataset or ("synthetic" if store.synthetic else store.kind or "data")
@@ -163,7 +165,7 @@ def _detect(args) -> int:
         # Uniform sampling takes the profile's frame count unless told; other samplings take no count.
         frames = args.frames or (p.video.frames if detector.extract.sampling == "uniform" else None)
         reports = detect.detect_all(args.paths, detector, args.out, frames, rule, progress=not args.quiet,
-                                    force=args.force, faces=args.faces)
+                                    force=args.force, faces=args.faces, attribute=args.attribute)
     except (ValueError, FileNotFoundError) as e:
         print(f"dflite detect: {e}", file=sys.stderr)
         return 2
@@ -180,11 +182,16 @@ def detect_line(r: dict) -> str:
         return f"error ({r['error']})"
     if r["score"] is None:
         return r["verdict"] + (f" ({r['reason']})" if r.get("reason") else "")
+    method = ""
+    if r.get("attribution", {}).get("method"):
+        a = r["attribution"]
+        share = f", {a['given_fake']:.3f} of the fake" if a.get("given_fake") is not None else ""
+        method = f"; likeliest method {a['method']} (probability {a['probability']:.3f}{share})"
     if r["kind"] == "image":
-        return f"{r['verdict']} {r['score']:.3f} (face probability)"
+        return f"{r['verdict']} {r['score']:.3f} (face probability{method})"
     what = "share of face frames at or above the threshold" if r["rule"]["kind"] == "frames" else "mean frame score"
     return (f"{r['verdict']} {r['score']:.3f} ({what}; mean face probability {r['mean_face_score']:.3f}; "
-            f"{r['frames_with_face']} of {r['frames_sampled']} frames with a face)")
+            f"{r['frames_with_face']} of {r['frames_sampled']} frames with a face{method})")
 
 
 def _number(cast, ok, expected: str):
@@ -349,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--input-size", type=_at_least(0), help="override the input size (0 = the model's own)")
     t.add_argument("--threads", type=_at_least(1),
                    help="torch threads on the CPU (default 1: results depend on the count)")
+    t.add_argument("--target", choices=["label", "method"],
+                   help="label: real or fake (the default); method: an attribution head naming real or which "
+                        "manipulation method (for `dflite detect --attribute`)")
     t.add_argument("--out", help="run folder (default: data/runs/<profile>/train_<model>_<dataset>_<hash>/seed_<s>)")
     t.set_defaults(func=_train)
 
@@ -380,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--faces", default="evidence", choices=["evidence", "biggest"],
                    help="which box is the face: evidence (boxes with a pair of eyes, most confident first; the "
                         "default) or biggest (the capstone's rule, fooled by cluttered backgrounds)")
+    d.add_argument("--attribute", action="store_true",
+                   help="also name the manipulation method most likely behind each input, with its probability "
+                        "(needs an attribution head: a run of notebook 08's attribution study)")
     d.add_argument("--force", action="store_true", help="score again inputs whose reports in --out were made with "
                                                         "other settings (e.g. a new --threshold), overwriting them")
     d.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
 OF_SPLITS = ("Train", "Val", "Test-Dev", "Test-Challenge")
+# The attribution head's classes (TrainConfig.target "method"): real ("original", FF++'s name), then each method.
+ATTRIBUTION_CLASSES = ("original", *METHODS)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class TrainConfig:
     cpu_threads: int = 1             # torch threads of a run on the CPU: results differ slightly between counts
     cpu_bf16: bool = False           # bf16 autocast of the training step on the CPU too (a GPU always uses it); set
                                      # per model where benchmarks/train_throughput.py measures it faster
+    target: str = "label"            # label: real/fake, one output (BCE), selected on val AUC | method: which method
+                                     # made the fake (ATTRIBUTION_CLASSES, cross-entropy), selected on val balanced acc
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,27 @@ class RobustnessStudy:
 
 
 @dataclass(frozen=True)
+class AttributionStudy:
+    """Notebook 08, part 2: a head that names the method behind a fake (real + each of the five), dense and compressed.
+
+    The head is the ticket study's net and recipe with target "method" (one output per class, cross-entropy,
+    class-balanced draws, selected on validation balanced accuracy), so its detection is paired by seed with the
+    binary detectors of notebook 03. Compressed: the one-shot ticket at `sparsity` (global magnitude, rewound as the
+    ticket study rewinds, retrained with the full recipe) and Taylor channel pruning of `ratio` (global, 1-shot)
+    fine-tuned with `finetune`.
+    """
+
+    model: str = "cnn5"              # the head's net (the ticket study's recipe for it)
+    seeds: tuple = QUICK_LOTTERY_SEEDS  # every arm at each seed (paired with notebook 03's dense nets)
+    sparsity: float = 0.8            # the one-shot ticket's share of weights pruned
+    ratio: float = 0.5               # the structured arm's share of channels pruned
+    finetune: dict = field(default_factory=lambda: dict(QUICK_FINETUNE))  # the structured arm's fine-tuning
+    margin: float = 0.02             # "keeps": loses at most this much test AUC / attribution balanced accuracy
+    learned_bacc: float = 0.5        # a dense head whose attribution balanced accuracy is below this (chance: 1/6)
+                                     # did not learn to attribute: its attribution claims are not testable
+
+
+@dataclass(frozen=True)
 class EvidenceConfig:
     """How the studies' claims are decided (analysis.stats): stated before any run, the same for every claim."""
 
@@ -301,12 +326,14 @@ class Profile:
     gradcam: GradcamStudy = field(default_factory=GradcamStudy)
     video: VideoStudy = field(default_factory=VideoStudy)
     robustness: RobustnessStudy = field(default_factory=RobustnessStudy)
+    attribution: AttributionStudy = field(default_factory=AttributionStudy)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     recipes: dict = field(default_factory=dict)  # model -> its TrainConfig changes (input size, budget)
 
     def __post_init__(self):
         # Recipe changes are typed like the fields they change: a wrong key or type fails when the profile is made.
-        for changes in (*self.recipes.values(), *self.lottery.recipes.values(), self.structured.finetune):
+        for changes in (*self.recipes.values(), *self.lottery.recipes.values(), self.structured.finetune,
+                        self.attribution.finetune):
             override(self.train, **changes)
         # Checked here, before a notebook or command writes anything made with them.
         if self.data_seed < 0:
@@ -461,6 +488,8 @@ PROFILES = {
                                    finetune={"epochs": 3, "epoch_size": 0, "lr": 5e-4, "warmup_epochs": 0}),
         transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), levels=(2, 3, 4), heldout_seeds=(0, 1, 2)),
         gradcam=GradcamStudy(per_method=100, road_per_method=20),
+        attribution=AttributionStudy(seeds=(0, 1, 2),
+                                     finetune={"epochs": 3, "epoch_size": 0, "lr": 5e-4, "warmup_epochs": 0}),
     ),
     # The paper profile runs on real FF++ / OpenForensics; its synthetic set is the standard one.
     "paper": Profile(
@@ -480,5 +509,7 @@ PROFILES = {
                                    finetune={"epochs": 5, "epoch_size": 0, "lr": 1e-4, "warmup_epochs": 0}),
         transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), levels=(2, 3, 4), heldout_seeds=(0, 1, 2)),
         gradcam=GradcamStudy(per_method=200, road_per_method=20),
+        attribution=AttributionStudy(seeds=(0, 1, 2),
+                                     finetune={"epochs": 5, "epoch_size": 0, "lr": 1e-4, "warmup_epochs": 0}),
     ),
 }

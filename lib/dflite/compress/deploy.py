@@ -216,12 +216,18 @@ def quantize_dynamic_int8(fp32_path, out_path) -> Path:
     return out_path
 
 
-def ort_scores(sess, dataset, batch_size: int = 64) -> np.ndarray:
-    """Fake-probability per crop of a CropDataset from an ONNX Runtime session, in dataset order."""
+def ort_probabilities(sess, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """Fake-probability per uint8 (N, 3, S, S) crop from an ONNX Runtime session of a one-output detector."""
     from ..data.loader import normalise
 
-    out = [sess.run(None, {ONNX_INPUT: normalise(x).numpy()})[0].reshape(-1) for x, _, _ in dataset.batches(batch_size)]
-    return 1 / (1 + np.exp(-np.concatenate(out).astype(np.float64)))
+    out = [sess.run(None, {ONNX_INPUT: normalise(x[i:i + batch_size]).numpy()})[0].reshape(-1)
+           for i in range(0, len(x), batch_size)]
+    return 1 / (1 + np.exp(-np.concatenate(out).astype(np.float64))) if out else np.zeros(0)
+
+
+def ort_scores(sess, dataset, batch_size: int = 64) -> np.ndarray:
+    """Fake-probability per crop of a CropDataset from an ONNX Runtime session, in dataset order."""
+    return np.concatenate([ort_probabilities(sess, x, batch_size) for x, _, _ in dataset.batches(batch_size)])
 
 
 def ort_call(path, input_size: int, threads: int = 1):

@@ -61,12 +61,15 @@ def taylor_gradients(model: nn.Module, batches, loss_fn=None) -> None:
     Eval mode: batch-norm statistics stay as trained and dropout is off, so the importance ranks the
     net that will be kept, and two passes over the same batches rank the same.
     """
-    loss_fn = loss_fn or nn.BCEWithLogitsLoss()
     was_training = model.training
     model.eval()
     model.zero_grad(set_to_none=True)
     for x, y in batches:
-        loss_fn(model(x).float().squeeze(1), y.float()).backward()
+        logits = model(x).float()
+        if logits.shape[1] > 1:  # an attribution head: class targets, cross-entropy (its training loss)
+            (loss_fn or nn.functional.cross_entropy)(logits, y.long()).backward()
+        else:
+            (loss_fn or nn.BCEWithLogitsLoss())(logits.squeeze(1), y.float()).backward()
     model.train(was_training)
 
 

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from .. import paths
+from ..config import ATTRIBUTION_CLASSES
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CACHE_BYTES = 4 << 30  # hold a split's decoded crops in memory when they fit in 4 GiB
@@ -31,16 +32,26 @@ def check_input_size(store, input_size: int) -> None:
 
 
 class CropDataset:
-    """Crops of one split at the model's input size; `batch(idx)` gives (uint8 (B, 3, S, S), labels (B,))."""
+    """Crops of one split at the model's input size; `batch(idx)` gives (uint8 (B, 3, S, S), targets (B,)).
 
-    def __init__(self, store, split: str, input_size: int):
+    target "label": real 0 / fake 1 as float (one output, BCE); "method": the index of the crop's method in
+    config.ATTRIBUTION_CLASSES (real first, then each manipulation method; one output each, cross-entropy).
+    """
+
+    def __init__(self, store, split: str, input_size: int, target: str = "label"):
         check_input_size(store, input_size)
         self.root = store.root
         self.rows: pd.DataFrame = store.index[store.index["split"] == split].reset_index(drop=True)
         if self.rows.empty:
             raise ValueError(f"crop store {paths.show(store.root)} has no crops in split {split!r}")
         self.size = input_size
-        self.targets = torch.tensor(self.rows["label"].to_numpy(), dtype=torch.float32)
+        self.target = target
+        if target == "label":
+            self.targets = torch.tensor(self.rows["label"].to_numpy(), dtype=torch.float32)
+        elif target == "method":
+            self.targets = torch.tensor(method_classes(self.rows, store.root), dtype=torch.long)
+        else:
+            raise ValueError(f"unknown training target {target!r}; expected label or method")
         fits = len(self.rows) * 3 * input_size ** 2 <= CACHE_BYTES
         self.images = None  # (N, 3, S, S) uint8 once decoded; None: decoded per batch (too large to hold)
         if fits:
@@ -52,6 +63,11 @@ class CropDataset:
     @property
     def labels(self) -> np.ndarray:
         return self.rows["label"].to_numpy()
+
+    @property
+    def strata(self) -> np.ndarray:
+        """What balanced draws balance: real and fake, or (target "method") every class."""
+        return self.labels if self.target == "label" else self.targets.numpy()
 
     def image(self, i: int) -> torch.Tensor:
         """The crop at the model's input size as uint8 (3, S, S)."""
@@ -72,6 +88,18 @@ class CropDataset:
             yield (*self.batch(idx), idx)
 
 
+def method_classes(rows: pd.DataFrame, root) -> np.ndarray:
+    """Each row's class index in ATTRIBUTION_CLASSES: real crops are class 0 whatever their method column says."""
+    classes = ATTRIBUTION_CLASSES
+    known = {m: i for i, m in enumerate(classes)}
+    fake = rows["label"].to_numpy() == 1
+    other = sorted(set(rows.loc[fake, "method"].astype(str)) - set(classes[1:]))
+    if other:
+        raise ValueError(f"crop store {paths.show(root)} has fakes of method(s) {', '.join(other)}, which the "
+                         f"attribution head does not know (it names {', '.join(classes[1:])})")
+    return np.where(fake, rows["method"].astype(str).map(known).fillna(0).to_numpy(), 0).astype(np.int64)
+
+
 def _read(path, flags: int, what: str) -> np.ndarray:
     image = cv2.imread(str(path), flags)
     if image is None:
@@ -88,6 +116,15 @@ def read_crop(path, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).contiguous()
 
 
+def bgr_batch(images, size: int) -> torch.Tensor:
+    """BGR uint8 crops (a list, or an (N, S, S, 3) array) as RGB uint8 (N, 3, size, size), each resized as
+    `read_crop` resizes a stored crop."""
+    resized = [cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) if im.shape[0] != size else im
+               for im in images]
+    batch = np.stack(resized) if resized else np.zeros((0, size, size, 3), np.uint8)
+    return torch.from_numpy(np.ascontiguousarray(batch[..., ::-1])).permute(0, 3, 1, 2).contiguous()
+
+
 def read_mask(path, size: int) -> np.ndarray:
     """A stored manipulation-mask crop at `size` px as bool (S, S): the pixels more than half manipulated."""
     grey = _read(path, cv2.IMREAD_GRAYSCALE, "mask crop").astype(np.float32) / 255
@@ -99,16 +136,17 @@ def read_mask(path, size: int) -> np.ndarray:
 _HELD: dict = {}  # (store root, split, size, rows hash) -> CropDataset, the last three a process used
 
 
-def split_dataset(store, split: str, input_size: int) -> CropDataset:
+def split_dataset(store, split: str, input_size: int, target: str = "label") -> CropDataset:
     """CropDataset of a split, kept for the next call in this process: a worker that trains many short
     runs on one store (lottery levels, pruning steps) decodes its crops once, not once per run."""
     rows = store.index[store.index["split"] == split]
     # Keyed by the split's rows themselves: a store object may carry an edited index (tests, subsets).
-    key = (str(store.root), split, input_size, int(pd.util.hash_pandas_object(rows[["crop", "label"]]).sum()))
+    key = (str(store.root), split, input_size, target,
+           int(pd.util.hash_pandas_object(rows[["crop", "label", "method"]]).sum()))
     if key not in _HELD:
         if len(_HELD) >= 3:  # one store's three splits: a paper-size split may be gigabytes
             _HELD.pop(next(iter(_HELD)))
-        _HELD[key] = CropDataset(store, split, input_size)
+        _HELD[key] = CropDataset(store, split, input_size, target)
     return _HELD[key]
 
 
@@ -143,7 +181,7 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def balanced_indices(labels: np.ndarray, generator: torch.Generator, n: int = 0) -> list:
-    """n draws (default: as many as samples) with real and fake equally likely."""
+    """n draws (default: as many as samples) with every class (real and fake, or each method) equally likely."""
     counts = np.bincount(labels, minlength=2).astype(float)
     weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
     return list(WeightedRandomSampler(weights, n or len(labels), replacement=True, generator=generator))
@@ -155,7 +193,7 @@ def epoch_indices(dataset: CropDataset, balance: str, generator: torch.Generator
     once for all processes and sharded by rank under DDP."""
     size = size or len(dataset)
     if balance == "sampler":
-        order = balanced_indices(dataset.labels, generator, size)
+        order = balanced_indices(dataset.strata, generator, size)
     else:  # shuffled passes over the data, as many as `size` needs
         passes = -(-size // len(dataset))
         order = torch.cat([torch.randperm(len(dataset), generator=generator) for _ in range(passes)])[:size].tolist()

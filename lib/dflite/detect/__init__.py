@@ -12,17 +12,21 @@ from .media import (
     Rule,
     VideoError,
     annotate,
+    attribution,
     classify,
     detect_media,
     expand_inputs,
+    is_attribution_head,
     load_detector,
     media_faces,
     media_kind,
     media_verdict,
+    probabilities,
     running,
     verdict,
 )
 
 __all__ = ["FACE_CHOICE", "IMAGE_EXTS", "STAGES", "VIDEO_EXTS", "Detector", "NotMediaError", "Rule", "VideoError",
-           "annotate", "classify", "detect_all", "detect_media", "expand_inputs", "load_detector", "media_faces",
-           "media_kind", "media_verdict", "report_keys", "run_settings", "running", "verdict"]
+           "annotate", "attribution", "classify", "detect_all", "detect_media", "expand_inputs", "is_attribution_head",
+           "load_detector", "media_faces", "media_kind", "media_verdict", "probabilities", "report_keys",
+           "run_settings", "running", "verdict"]

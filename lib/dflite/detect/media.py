@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import ExtractConfig, from_dict
+from ..config import ATTRIBUTION_CLASSES, ExtractConfig, from_dict
 from ..data.faces import faces_in_frames
-from ..data.loader import normalise
+from ..data.loader import bgr_batch, normalise
 from ..data.sources import VIDEO_EXTS
 from ..data.video import VideoError, captured_stderr, decoder_said, read_sampled, sample_frame_indices, write_mp4
 from ..nets.checkpoint import load_model
@@ -128,17 +128,43 @@ def load_detector(run: str | None = None, weights: str | None = None,
     return Detector(model.float().eval(), source, digest, trained_on, extract)
 
 
-def classify(model, crops: list, batch_size: int = 64) -> np.ndarray:
-    """Fake probability per BGR uint8 crop, each resized to the model's input size."""
-    size = model.dflite_spec["input_size"]
-    scores = []
+def probabilities(model, crops: list, batch_size: int = 64) -> np.ndarray:
+    """Per BGR uint8 crop (each resized to the model's input size): the fake probability (N,) of a detector, or the
+    class probabilities (N, K) of an attribution head (config.ATTRIBUTION_CLASSES, real first)."""
+    size, k = model.dflite_spec["input_size"], model.dflite_spec.get("num_classes", 1)
+    out = []
     with torch.inference_mode():
         for start in range(0, len(crops), batch_size):
-            batch = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c
-                     for c in crops[start:start + batch_size]]
-            x = torch.from_numpy(np.stack(batch)[..., ::-1].copy()).permute(0, 3, 1, 2)
-            scores.append(torch.sigmoid(model(normalise(x)).float().squeeze(1)))
-    return torch.cat(scores).numpy() if scores else np.zeros(0, dtype=np.float32)
+            logits = model(normalise(bgr_batch(crops[start:start + batch_size], size))).float()
+            out.append(torch.sigmoid(logits.squeeze(1)) if k == 1 else logits.softmax(1))
+    if not out:
+        return np.zeros((0,) if k == 1 else (0, k), dtype=np.float32)
+    return torch.cat(out).numpy()
+
+
+def classify(model, crops: list, batch_size: int = 64) -> np.ndarray:
+    """Fake probability per BGR uint8 crop: an attribution head's is 1 - p(real)."""
+    probs = probabilities(model, crops, batch_size)
+    return probs if probs.ndim == 1 else 1 - probs[:, 0]
+
+
+def is_attribution_head(model) -> bool:
+    return model.dflite_spec.get("num_classes", 1) == len(ATTRIBUTION_CLASSES)
+
+
+def attribution(probs: np.ndarray) -> dict:
+    """Which method most likely made the fake, from the class probabilities of the faces a verdict used: the mean
+    over faces of each class's probability; `method` is the likeliest of the methods (whatever the verdict says:
+    what the head would name if the input is fake), with its mean probability and its share of the fake
+    probability (p(method) / (1 - p(real)))."""
+    if len(probs) == 0:
+        return {"method": None, "probability": None, "given_fake": None, "classes": {}}
+    mean = probs.mean(0)
+    best = 1 + int(mean[1:].argmax())
+    fake = 1 - mean[0]
+    return {"method": ATTRIBUTION_CLASSES[best], "probability": round(float(mean[best]), 4),
+            "given_fake": round(float(mean[best] / fake), 4) if fake > 0 else None,
+            "classes": {c: round(float(v), 4) for c, v in zip(ATTRIBUTION_CLASSES, mean)}}
 
 
 def verdict(frame_scores, rule: Rule = Rule()) -> dict:
@@ -236,15 +262,21 @@ def media_faces(path: Path, cfg: ExtractConfig, times: dict, rejected: list | No
 
 
 def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule = Rule(), video_out=None,
-                 fps: int = 8, keep: dict | None = None) -> dict:
+                 fps: int = 8, keep: dict | None = None, attribute: bool = False) -> dict:
     """Score one video or image; writes the annotated mp4 to `video_out` for a video when given. Returns its
-    report; `keep` (a dict), when given, receives the face crops and the annotated frames (the demo shows them)."""
+    report; `keep` (a dict), when given, receives the face crops and the annotated frames (the demo shows them).
+    `attribute` (an attribution head only) adds `attribution`: the likeliest method over the faces the verdict used."""
+    if attribute and not is_attribution_head(model):
+        raise ValueError(f"attribution needs an attribution head ({len(ATTRIBUTION_CLASSES)} outputs: a run trained "
+                         f"with target 'method', notebook 08); {model.dflite_spec['name']} here has "
+                         f"{model.dflite_spec.get('num_classes', 1)} output")
     path = Path(path)
     times = dict.fromkeys(STAGES, 0.0)
     rejected, notes = [], {}
     kind, got, frames, hits = media_faces(path, cfg, times, rejected, notes)
     t = time.perf_counter()
-    scores = classify(model, [crop for *_, crop in hits])
+    probs = probabilities(model, [crop for *_, crop in hits])
+    scores = probs if probs.ndim == 1 else 1 - probs[:, 0]
     times["classify"] = time.perf_counter() - t
     faces = [{"frame": int(idx), "face": int(k), "box": [int(round(v)) for v in box], "score": round(float(s), 4)}
              for (idx, k, box, _), s in zip(hits, scores)]
@@ -263,6 +295,10 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
               "frame_scores": [[i, per_frame[i]] for i in sorted(per_frame)],
               "face_choice": cfg.face_choice, "frames_rejected": [[int(i), why] for i, why in rejected],
               "faces": faces, **({"detail": f"decoder said: {said}"} if said else {})}
+    if attribute:  # over the faces behind the verdict (each used frame's most-fake face); none without a verdict
+        used = [max((i for i, f in enumerate(faces) if f["frame"] == frame), key=lambda i: faces[i]["score"])
+                for frame in sorted(per_frame)] if result["score"] is not None else []
+        report["attribution"] = attribution(probs[used])
     if keep is not None:
         keep["crops"] = [crop for *_, crop in hits]
     if (video_out is not None and kind == "video") or keep is not None:

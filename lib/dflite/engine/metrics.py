@@ -65,3 +65,22 @@ def evaluate_predictions(predictions: pd.DataFrame, threshold: float = 0.5) -> d
     out.update({"video_auc": vid["auc"], "video_acc": vid["acc"]})
     return out
 
+
+
+def attribution_metrics(classes, probs, names) -> dict:
+    """Which-method metrics of a head over `names` (real first): attr_acc, attr_bacc (mean recall over the classes
+    present: each method counts once, however many crops it has) and recall_<name> per class present."""
+    classes, probs = np.asarray(classes).astype(int), np.asarray(probs, dtype=float)
+    hit = probs.argmax(1) == classes
+    recall = {names[c]: float(hit[classes == c].mean()) for c in sorted(set(classes.tolist()))}
+    return {"attr_acc": float(hit.mean()) if len(hit) else float("nan"),
+            "attr_bacc": float(np.mean(list(recall.values()))) if recall else float("nan"),
+            **{f"recall_{k}": v for k, v in recall.items()}}
+
+
+def confusion(classes, predicted, names) -> pd.DataFrame:
+    """Row-normalised confusion: true class (rows) x predicted class (columns), each row summing to 1."""
+    table = pd.crosstab(pd.Categorical([names[c] for c in classes], names),
+                        pd.Categorical([names[c] for c in predicted], names), dropna=False, normalize="index")
+    table.index.name, table.columns.name = "true", "predicted"
+    return table

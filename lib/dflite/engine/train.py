@@ -27,13 +27,13 @@ import torch
 from torch import nn
 
 from .. import paths
-from ..config import TrainConfig
+from ..config import ATTRIBUTION_CLASSES, TrainConfig
 from ..data.loader import CropDataset, augment, epoch_indices, normalise, split_dataset
 from ..folders import write_json
 from ..nets.checkpoint import load_state, load_weights, save_model, save_state
 from ..nets.models import create_model, model_info
 from ..progress import bar
-from .metrics import binary_metrics, evaluate_predictions
+from .metrics import attribution_metrics, binary_metrics, evaluate_predictions
 from .runs import Run, cpu_has_bf16, env_info
 
 
@@ -73,10 +73,18 @@ def input_size(cfg: TrainConfig, model_name: str) -> int:
     return cfg.input_size or model_info(model_name).input_size
 
 
+def outputs(cfg: TrainConfig) -> int:
+    """The model's outputs for the recipe's target: one fake logit, or one logit per attribution class."""
+    if cfg.target not in ("label", "method"):
+        raise ValueError(f"unknown training target {cfg.target!r}; expected label or method")
+    return len(ATTRIBUTION_CLASSES) if cfg.target == "method" else 1
+
+
 def seeded_model(model_name: str, cfg: TrainConfig, seed: int) -> nn.Module:
-    """A dense registry model initialised from `seed` at the recipe's input size."""
+    """A dense registry model initialised from `seed` at the recipe's input size, with the target's outputs."""
     torch.manual_seed(seed)
-    return create_model(model_name, pretrained=cfg.pretrained, input_size=input_size(cfg, model_name))
+    return create_model(model_name, num_classes=outputs(cfg), pretrained=cfg.pretrained,
+                        input_size=input_size(cfg, model_name))
 
 
 def steps_per_epoch(cfg: TrainConfig, store, world: int = 1) -> int:
@@ -119,7 +127,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 def predict(model: nn.Module, dataset: CropDataset, batch_size: int, device: torch.device) -> np.ndarray:
-    """Fake-probability per crop, in dataset order."""
+    """Fake-probability per crop, in dataset order: (N,) for a one-output detector; (N, K) class probabilities
+    (softmax) for an attribution head."""
     model.eval()
     out = []
     with torch.inference_mode():
@@ -127,8 +136,28 @@ def predict(model: nn.Module, dataset: CropDataset, batch_size: int, device: tor
             x = normalise(x.to(device)).to(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(x)
-            out.append(torch.sigmoid(logits.float().squeeze(1)).cpu())
+            logits = logits.float()
+            out.append((torch.sigmoid(logits.squeeze(1)) if logits.shape[1] == 1 else logits.softmax(1)).cpu())
     return torch.cat(out).numpy()
+
+
+def validation(cfg: TrainConfig, data: CropDataset, scores: np.ndarray) -> dict:
+    """val_loss, val_auc and val_acc of the fake score (an attribution head's: 1 - p(real)), and for an attribution
+    head val_attr_bacc; `select` is what the run is selected on (AUC, or the head's balanced accuracy)."""
+    if cfg.target == "method":
+        probs = torch.tensor(scores).clamp_min(1e-6)
+        loss = float(nn.functional.nll_loss(probs.log(), data.targets))
+        fake = 1 - scores[:, 0]
+        binary, attr = binary_metrics(data.labels, fake), attribution_metrics(data.targets.numpy(), scores,
+                                                                              ATTRIBUTION_CLASSES)
+        return {"val_loss": loss, "val_auc": binary["auc"], "val_acc": binary["acc"],
+                "val_attr_bacc": attr["attr_bacc"], "select": attr["attr_bacc"]}
+    loss = float(nn.functional.binary_cross_entropy(torch.tensor(scores).clamp(1e-6, 1 - 1e-6),
+                                                    torch.tensor(data.labels, dtype=torch.float32)))
+    binary = binary_metrics(data.labels, scores)
+    # Select on validation AUC; a split with one class has none, so fall back to (minus) its loss.
+    return {"val_loss": loss, "val_auc": binary["auc"], "val_acc": binary["acc"],
+            "select": binary["auc"] if not math.isnan(binary["auc"]) else -loss}
 
 
 def bf16_step(cfg: TrainConfig, device: torch.device) -> bool:
@@ -230,7 +259,7 @@ def fit(model: nn.Module, data, cfg: TrainConfig, run: Run, hooks: Hooks | None 
 def _fit(model, store, cfg, run, hooks, device, progress, stop_after, start_epoch):
     name, size, seed = run.identity["model"], run.identity["input_size"], run.identity["seed"]
     rank, world = _distributed(device)
-    train_ds, val_ds, test_ds = (split_dataset(store, split, size) for split in ("train", "val", "test"))
+    train_ds, val_ds, test_ds = (split_dataset(store, split, size, cfg.target) for split in ("train", "val", "test"))
     # channels_last on the CPU too: CNN-5 trains 1.7x faster with oneDNN (2 threads), others no slower.
     model = model.to(device).to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
@@ -240,7 +269,7 @@ def _fit(model, store, cfg, run, hooks, device, progress, stop_after, start_epoc
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps))
     n_real, n_fake = np.bincount(train_ds.labels, minlength=2)
     pos_weight = torch.tensor(n_real / max(n_fake, 1), device=device) if cfg.balance == "weights" else None
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    loss_fn = nn.CrossEntropyLoss() if cfg.target == "method" else nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     writer = rank == 0
     if writer:
         run.start({**env_info(device, world), "bf16_step": bf16_step(cfg, device)})
@@ -268,16 +297,11 @@ def _fit(model, store, cfg, run, hooks, device, progress, stop_after, start_epoc
         order = epoch_indices(train_ds, cfg.balance, draws, rank, world, cfg.epoch_size)
         loss = train_epoch(net, train_ds, order, cfg, optimizer, scheduler, loss_fn, device, draws,
                            desc=f"{name} epoch {epoch + 1}", progress=progress and writer, hooks=hooks, model=model)
-        scores = predict(model, val_ds, cfg.batch_size * 2, device)
-        val = binary_metrics(val_ds.labels, scores)
-        val_loss = float(nn.functional.binary_cross_entropy(torch.tensor(scores).clamp(1e-6, 1 - 1e-6),
-                                                            torch.tensor(val_ds.labels, dtype=torch.float32)))
+        val = validation(cfg, val_ds, predict(model, val_ds, cfg.batch_size * 2, device))
+        score = val.pop("select")
         row = {"epoch": epoch + 1, "images": (epoch + 1) * len(order) * world, "lr": optimizer.param_groups[0]["lr"],
-               "train_loss": loss, "val_loss": val_loss, "val_auc": val["auc"], "val_acc": val["acc"],
-               "seconds": round(time.perf_counter() - started, 2)}
+               "train_loss": loss, **val, "seconds": round(time.perf_counter() - started, 2)}
         history.append(row)
-        # Select on validation AUC; a split with one class has none, so fall back to (minus) its loss.
-        score = val["auc"] if not math.isnan(val["auc"]) else -val_loss
         improved = best["epoch"] < 0 or score > best["auc"]
         if improved:
             best = {"auc": score, "epoch": epoch + 1}
@@ -295,8 +319,16 @@ def _fit(model, store, cfg, run, hooks, device, progress, stop_after, start_epoc
         torch.distributed.barrier()
     load_weights(model, run.path("best.safetensors"), name)
     preds = test_ds.rows[["media_id", "frame", "face", "label", "method"]].copy()
-    preds["score"] = predict(model, test_ds, cfg.batch_size * 2, device).round(6)
+    scores = predict(model, test_ds, cfg.batch_size * 2, device)
+    if cfg.target == "method":  # the fake score is 1 - p(real); each class's probability beside it
+        preds["score"] = (1 - scores[:, 0]).round(6)
+        for k, name in enumerate(ATTRIBUTION_CLASSES):
+            preds[f"p_{name}"] = scores[:, k].round(6)
+    else:
+        preds["score"] = scores.round(6)
     metrics = evaluate_predictions(preds)
+    if cfg.target == "method":
+        metrics.update(attribution_metrics(test_ds.targets.numpy(), scores, ATTRIBUTION_CLASSES))
     if writer:
         preds.to_csv(run.path("predictions_test.csv"), index=False)
         write_json(run.path("test_metrics.json"), metrics)  # last: its presence marks the run finished

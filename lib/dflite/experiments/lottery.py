@@ -113,6 +113,9 @@ class Dense:
         t = self.ticket
         return ("lottery", t.model, t.dataset, t.seed, "dense", 0)
 
+    def run(self) -> Run:
+        return self.ticket.dense_run()
+
     def done(self) -> bool:
         return self.ticket.dense_run().finished
 

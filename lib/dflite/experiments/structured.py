@@ -212,8 +212,8 @@ class Step:
         model = _best(self.start_run(), f"variant {v} step {self.step}")
         if v.ratio:
             size = model.dflite_spec["input_size"]
-            batches = calibration_batches(split_dataset(s.store.load(), "train", size), s.finetune.batch_size,
-                                          s.calib_batches, seed=s.seed)
+            batches = calibration_batches(split_dataset(s.store.load(), "train", size, s.finetune.target),
+                                          s.finetune.batch_size, s.calib_batches, seed=s.seed)
             prune_step(model, batches, step_targets(v.ratio, v.steps)[self.step - 1], v.scope, s.max_layer_ratio,
                        s.round_to or None, params=self.params_target())
         return model

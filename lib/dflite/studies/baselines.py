@@ -82,8 +82,12 @@ def results_file(p: Profile, name: str = "baselines"):
 
 def run(p: Profile, progress: bool = True) -> tuple:
     """(results table, jobs): every model of the profile over its seeds, trained where missing; writes
-    results/baselines.csv."""
-    planned = train(p, jobs(p, crop_store(p)), progress)
+    results/baselines.csv. The notebook's ablation runs train here too, in the same job graph: trained apart, three
+    runs of one size on two workers left a core idle for a third of their time (`ablations` and `imagenet_start`
+    then read them back)."""
+    planned = jobs(p, crop_store(p))
+    train(p, planned + [j for group in ablation_jobs(p).values() for j in group]
+          + [j for group in imagenet_jobs(p) for j in group], progress)
     table = results_table(planned, p.baselines.latency_repeats)
     write_results(p.name, "baselines", table)
     return table, planned
@@ -168,6 +172,16 @@ class Ablation:
     labels: dict
 
 
+def ablation_jobs(p: Profile) -> dict:
+    """The ablation model's runs: the baseline ("honest"), a constant learning rate, and a frame-level split."""
+    study = p.baselines
+    store, leaky = crop_store(p), crop_store(p, split_mode="leaky")
+    one = {"models": [study.ablation_model], "seeds": study.ablation_seeds}
+    return {"honest": jobs(p, store, **one),
+            "constant": jobs(p, store, changes={"schedule": "constant", "warmup_epochs": 0}, **one),
+            "frame": jobs(p, leaky, **one)}
+
+
 def ablations(p: Profile, progress: bool = True) -> dict:
     """The capstone's schedule ablation and the leakage ablation on the ablation model, trained together;
     writes results/schedule_ablation.csv and results/leakage.csv.
@@ -177,11 +191,8 @@ def ablations(p: Profile, progress: bool = True) -> dict:
     cosine and video-split runs are the baseline runs themselves. Returns {name: Ablation}.
     """
     study = p.baselines
-    store, leaky = crop_store(p), crop_store(p, split_mode="leaky")
-    one = {"models": [study.ablation_model], "seeds": study.ablation_seeds}
-    honest = jobs(p, store, **one)
-    constant = jobs(p, store, changes={"schedule": "constant", "warmup_epochs": 0}, **one)
-    frame = jobs(p, leaky, **one)
+    planned = ablation_jobs(p)
+    honest, constant, frame = planned["honest"], planned["constant"], planned["frame"]
     train(p, honest + constant + frame, progress)
 
     def label(planned, name):
@@ -196,6 +207,16 @@ def ablations(p: Profile, progress: bool = True) -> dict:
     return found
 
 
+def imagenet_jobs(p: Profile) -> tuple:
+    """(ImageNet-started runs, randomly initialised runs) of `imagenet_model` at its seeds; ((), ()) without one."""
+    model = p.baselines.imagenet_model
+    if not model:
+        return (), ()
+    store = crop_store(p)
+    return (jobs(p, store, models=[model], changes={"pretrained": True}),
+            jobs(p, store, models=[model], changes={"pretrained": False}))
+
+
 def imagenet_start(p: Profile, progress: bool = True) -> Ablation | None:
     """The capstone's transfer-learning claim on this data: `imagenet_model` from ImageNet weights against the same
     recipe from a random initialisation, at every seed (one side is the baseline runs themselves: the profile's
@@ -204,9 +225,7 @@ def imagenet_start(p: Profile, progress: bool = True) -> Ablation | None:
     model = p.baselines.imagenet_model
     if not model:
         return None
-    store = crop_store(p)
-    imagenet = jobs(p, store, models=[model], changes={"pretrained": True})
-    scratch = jobs(p, store, models=[model], changes={"pretrained": False})
+    imagenet, scratch = imagenet_jobs(p)
     train(p, imagenet + scratch, progress)
     labels = {**{j.key: f"{model} ImageNet start" for j in imagenet},
               **{j.key: f"{model} random init" for j in scratch}}

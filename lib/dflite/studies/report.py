@@ -23,6 +23,7 @@ from ..config import Profile
 from ..engine.runs import results_path, versions
 from ..folders import write_json
 from . import (
+    attribution,
     baselines,
     face_choice,
     gradcam,
@@ -39,8 +40,9 @@ from . import (
 # The results files a profile publishes, and the studies whose findings the README shows, in notebook order.
 PUBLISHED = ("baselines", "schedule_ablation", "leakage", "imagenet_start", "imagenet_verdicts", "tickets",
              "tickets_verdicts", "structured", "structured_verdicts", "deploy", "speed_goals", "transfer",
-             "transfer_verdicts", "gradcam", "gradcam_verdicts", "video", "robustness", "robustness_verdicts")
-STUDIES = (baselines, lottery, structured, transfer, gradcam, video, robustness)
+             "transfer_verdicts", "gradcam", "gradcam_verdicts", "video", "robustness", "robustness_verdicts",
+             "attribution", "attribution_verdicts")
+STUDIES = (baselines, lottery, structured, transfer, gradcam, video, robustness, attribution)
 START, END = "<!-- {section}:{profile}:start -->", "<!-- {section}:{profile}:end -->"
 # Where each generated section lives: the README leads with the headline; the findings in full have a page.
 SECTIONS = {"headline": "README.md", "findings": "docs/findings.md"}
@@ -50,7 +52,8 @@ VERDICTS = (("imagenet_verdicts", "ImageNet start (02)", ["model"]),
             ("structured_verdicts", "structured pruning, KD (04)", ["variant", "against"]),
             ("transfer_verdicts", "tickets across datasets (05)", ["model", "source", "target", "sparsity"]),
             ("gradcam_verdicts", "Grad-CAM focus (06)", ["study", "model", "variant"]),
-            ("robustness_verdicts", "robustness under degradation (08)", ["model", "variant", "against"]))
+            ("robustness_verdicts", "robustness under degradation (08)", ["model", "variant", "against"]),
+            ("attribution_verdicts", "which method made the fake (08)", ["pruned"]))
 
 
 def published_dir(p: Profile) -> Path:

@@ -23,18 +23,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import torch
 
 from .. import paths
 from ..analysis import labels
 from ..analysis.report import Markdown, counts, verdict_lines
 from ..analysis.report import table as mdtable
 from ..analysis.stats import Claim, auc, cells, judge, over_seeds, paired, unlearned
-from ..compress.deploy import ONNX_INPUT, export_onnx, quantize_int8, session
+from ..compress.deploy import export_onnx, ort_probabilities, quantize_int8, session
 from ..compress.structured import calibration_batches
 from ..config import Profile
 from ..data import degrade
-from ..data.loader import normalise, split_dataset
+from ..data.loader import bgr_batch, split_dataset
 from ..engine.runs import results_path, write_results
 from ..nets.checkpoint import load_model
 from ..progress import bar
@@ -112,13 +111,6 @@ def _read(root: Path, rows: pd.DataFrame) -> np.ndarray:
     return np.stack(out)
 
 
-def _at(images: np.ndarray, size: int) -> torch.Tensor:
-    """BGR (N, S, S, 3) -> RGB uint8 (N, 3, size, size), resized as the loader resizes stored crops."""
-    if images.shape[1] != size:
-        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
-    return torch.from_numpy(np.ascontiguousarray(images[..., ::-1])).permute(0, 3, 1, 2).contiguous()
-
-
 def examples(p: Profile) -> tuple:
     """The degradation figure's data: the first scored crop of the first fake test video (RGB) and, per family,
     [(setting, that crop degraded at each strength)], the video's scored crops degraded together as the run does."""
@@ -148,12 +140,7 @@ def _scorer(p: Profile, net, store, tmp: Path, exported: dict):
         path = quantize_int8(path, path.with_name(path.name.replace(".fp32.", ".int8.")), calib)
     # No spinning: 33 sessions take turns, and one's spinning threads slow the next (compress.deploy.session).
     sess = session(path, p.workers, spin=False)
-
-    def score(x):
-        logits = [sess.run(None, {ONNX_INPUT: normalise(x[i:i + 256]).numpy()})[0].reshape(-1)
-                  for i in range(0, len(x), 256)]
-        return 1 / (1 + np.exp(-np.concatenate(logits).astype(np.float64)))
-    return px, score
+    return px, lambda x: ort_probabilities(sess, x)
 
 
 def _aucs(rows: pd.DataFrame, scores: np.ndarray) -> dict:
@@ -182,7 +169,7 @@ def run(p: Profile, progress: bool = True) -> pd.DataFrame:
         for family, strength in bar(conditions(p), desc="degradations", disable=not progress):
             images = clean if family == "none" else degrade.degrade(clean, family, strength, p.robustness.seed,
                                                                     clips=clips)
-            sized = {px: _at(images, px) for px in {px for px, _ in scorers}}
+            sized = {px: bgr_batch(images, px) for px in {px for px, _ in scorers}}
             for net, (px, score) in zip(nets.itertuples(), scorers):
                 for method, value in _aucs(rows, score(sized[px])).items():
                     out.append({**{k: getattr(net, k) for k in IDS}, "label": net.label, "against": net.against,
