@@ -75,6 +75,9 @@ def test_a_head_learns_the_classes_and_its_run_says_so(tmp_path):
     assert np.allclose(probs.sum(1), 1, atol=1e-4)
     assert np.allclose(r.predictions["score"], 1 - probs[:, 0], atol=1e-5)  # the fake score is 1 - p(real)
     assert "val_attr_bacc" in r.history and r.history["val_attr_bacc"].iloc[-1] > 0.8
+    # selected on validation balanced accuracy over the classes (first best epoch), not on the fake score's AUC
+    best = int(load_model(r.run_dir / "best.safetensors")[1]["epoch"])
+    assert best == int(r.history["val_attr_bacc"].to_numpy().argmax()) + 1
     truth = method_classes(r.predictions, tmp_path)
     table = confusion(truth, probs.argmax(1), ATTRIBUTION_CLASSES)
     assert np.diag(table.to_numpy()).min() > 0.8 and np.allclose(table.sum(axis=1), 1)
@@ -128,11 +131,41 @@ def test_verdicts_tell_a_kept_attribution_from_a_lost_one():
     unlearned = attribution.verdicts(p, _table(dense_bacc=0.3), detectors).set_index(["arm", "metric"])["verdict"]
     assert unlearned[("ticket", "attr_bacc")].startswith("not testable: the dense head's attribution did not learn")
     assert unlearned[("ticket", "auc")] == "holds"  # its detection did learn
+    assert "seed 0 balanced accuracy 0.3" in unlearned[("ticket", "attr_bacc")]
     none = attribution.verdicts(p, _table(), pd.Series(dtype=float)).set_index("arm")["verdict"]
     assert none["dense"] == "not testable: notebook 03's results are missing"
 
 
+def test_the_study_is_one_job_graph_that_spawned_workers_can_take(train_store):
+    import pickle
+
+    p = get_profile("quick")
+    planned = attribution.arms(p, train_store)
+    keys = [job.key for _, _, job in planned]
+    assert len(set(keys)) == len(keys) == 3 * len(p.attribution.seeds)
+    assert all(need in keys for _, _, job in planned for need in job.needs)  # each arm after its dense head
+    assert [arm for arm, seed, _ in planned if seed == 0] == ["dense", "ticket", "structured"]
+    for _, _, job in planned:
+        again = pickle.loads(pickle.dumps(job))
+        assert again == job and again.key == job.key
+    # notebook 03's binary runs of the same net and seed are other jobs
+    from dflite.studies import lottery as lottery_study
+
+    binary = lottery_study.ticket(p, "cnn5", "ffpp", train_store, 0).jobs(("imp",))
+    assert not {job.key for job in binary} & set(keys)
+    with pytest.raises(ValueError, match="balance 'sampler'"):
+        fit(seeded_model("cnn5", CFG, 0), train_store, override(CFG, balance="weights"),
+            train_run("quick", "test", "cnn5", "synthetic", override(CFG, balance="weights"), train_store, 0, 32))
+
+
 # --- dflite detect --attribute ---------------------------------------------------------------------------
+
+def test_the_method_rests_on_the_faces_the_verdict_used():
+    faces = [{"frame": 4, "score": 0.2}, {"frame": 4, "score": 0.9}, {"frame": 0, "score": 0.1},
+             {"frame": 7, "score": 0.6}, {"frame": 7, "score": 0.6}]
+    assert detect.verdict_faces(faces) == [2, 1, 3]  # frames in order, each frame's most-fake face (first of a tie)
+    assert detect.verdict_faces([]) == []
+
 
 def test_the_likeliest_method_and_its_share_of_the_fake():
     probs = np.array([[0.2, 0.1, 0.6, 0.05, 0.05, 0.0], [0.4, 0.1, 0.4, 0.0, 0.1, 0.0]])

@@ -155,14 +155,15 @@ def judge(rows: list, alpha: float = 0.05) -> pd.DataFrame:
     return table.round({c: 4 for c in ("a", "b", "stat", "ci_low", "ci_high", "p_holm") if c in table})
 
 
-def unlearned(aucs: pd.Series, floor: float, what: str = "the reference") -> str:
-    """A reason the claims on a reference are not testable when it did not learn on some seed, else ""."""
+def unlearned(aucs: pd.Series, floor: float, what: str = "the reference", metric: str = "AUC") -> str:
+    """A reason the claims on a reference are not testable when it did not learn on some seed, else "" (`aucs`: the
+    reference's `metric` per seed)."""
     # three decimals, more where three would round up to the floor itself ("0.75 < 0.75" reads as a bug)
     low = {int(s): round(float(v), 3 if round(float(v), 3) < floor else 4) for s, v in aucs.items()
            if not v >= floor}
     if not low:
         return ""
-    seeds = ", ".join(f"seed {s} AUC {v}" for s, v in low.items())
+    seeds = ", ".join(f"seed {s} {metric} {v}" for s, v in low.items())
     return f"{what} did not learn ({seeds} < {floor:g})"
 
 

@@ -24,9 +24,10 @@ from .media import (
     probabilities,
     running,
     verdict,
+    verdict_faces,
 )
 
 __all__ = ["FACE_CHOICE", "IMAGE_EXTS", "STAGES", "VIDEO_EXTS", "Detector", "NotMediaError", "Rule", "VideoError",
            "annotate", "attribution", "classify", "detect_all", "detect_media", "expand_inputs", "is_attribution_head",
            "load_detector", "media_faces", "media_kind", "media_verdict", "probabilities", "report_keys",
-           "run_settings", "running", "verdict"]
+           "run_settings", "running", "verdict", "verdict_faces"]

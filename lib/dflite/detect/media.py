@@ -152,6 +152,15 @@ def is_attribution_head(model) -> bool:
     return model.dflite_spec.get("num_classes", 1) == len(ATTRIBUTION_CLASSES)
 
 
+def verdict_faces(faces: list) -> list:
+    """Indices of the faces a verdict rests on: each frame's most-fake face (the frame's score), frames in order."""
+    best: dict = {}
+    for i, f in enumerate(faces):
+        if f["frame"] not in best or f["score"] > faces[best[f["frame"]]]["score"]:
+            best[f["frame"]] = i
+    return [best[frame] for frame in sorted(best)]
+
+
 def attribution(probs: np.ndarray) -> dict:
     """Which method most likely made the fake, from the class probabilities of the faces a verdict used: the mean
     over faces of each class's probability; `method` is the likeliest of the methods (whatever the verdict says:
@@ -295,10 +304,8 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
               "frame_scores": [[i, per_frame[i]] for i in sorted(per_frame)],
               "face_choice": cfg.face_choice, "frames_rejected": [[int(i), why] for i, why in rejected],
               "faces": faces, **({"detail": f"decoder said: {said}"} if said else {})}
-    if attribute:  # over the faces behind the verdict (each used frame's most-fake face); none without a verdict
-        used = [max((i for i, f in enumerate(faces) if f["frame"] == frame), key=lambda i: faces[i]["score"])
-                for frame in sorted(per_frame)] if result["score"] is not None else []
-        report["attribution"] = attribution(probs[used])
+    if attribute:  # none without a verdict
+        report["attribution"] = attribution(probs[verdict_faces(faces) if result["score"] is not None else []])
     if keep is not None:
         keep["crops"] = [crop for *_, crop in hits]
     if (video_out is not None and kind == "video") or keep is not None:

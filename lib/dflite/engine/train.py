@@ -267,6 +267,9 @@ def _fit(model, store, cfg, run, hooks, device, progress, stop_after, start_epoc
     steps = steps_per_epoch(cfg, store, world)
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps))
+    if cfg.target == "method" and cfg.balance == "weights":
+        raise ValueError("balance 'weights' weighs real against fake in the BCE loss; an attribution head (target "
+                         "'method') balances its classes with balance 'sampler'")
     n_real, n_fake = np.bincount(train_ds.labels, minlength=2)
     pos_weight = torch.tensor(n_real / max(n_fake, 1), device=device) if cfg.balance == "weights" else None
     loss_fn = nn.CrossEntropyLoss() if cfg.target == "method" else nn.BCEWithLogitsLoss(pos_weight=pos_weight)

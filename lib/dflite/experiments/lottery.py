@@ -26,7 +26,7 @@ from torch import nn
 
 from .. import paths
 from ..compress.masks import Mask, magnitude_prune, random_mask
-from ..config import TrainConfig, override
+from ..config import TrainConfig, config_hash, override
 from ..data.store import StoreRef
 from ..engine.runs import FINISHED, Run, train_run
 from ..engine.train import Hooks, RunResult, fit, input_size, read_result, seeded_model, steps_per_epoch, world_size
@@ -111,7 +111,7 @@ class Dense:
     @property
     def key(self) -> tuple:
         t = self.ticket
-        return ("lottery", t.model, t.dataset, t.seed, "dense", 0)
+        return ("lottery", t.model, t.dataset, config_hash(t.cfg), t.seed, "dense", 0)
 
     def run(self) -> Run:
         return self.ticket.dense_run()
@@ -154,7 +154,7 @@ class Level:
     @property
     def key(self) -> tuple:
         t = self.ticket
-        return ("lottery", t.model, t.dataset, t.seed, self.runs_as, self.level)
+        return ("lottery", t.model, t.dataset, config_hash(t.cfg), t.seed, self.runs_as, self.level)
 
     @property
     def needs(self) -> tuple:

@@ -33,7 +33,7 @@ from ..compress.structured import (
     step_targets,
     thinnest,
 )
-from ..config import TrainConfig, override
+from ..config import TrainConfig, config_hash, override
 from ..data.loader import split_dataset
 from ..data.store import StoreRef
 from ..engine.runs import FINISHED, Run, train_run
@@ -157,9 +157,10 @@ class Step:
 
     @property
     def key(self) -> tuple:
-        v = self.variant
-        return ("structured", self.study.student, self.study.seed, v.ratio, v.scope, v.steps, v.alpha, v.match,
-                self.step)
+        s, v = self.study, self.variant
+        # the recipe and data too: two studies' steps of one student (notebooks 04 and 08) are never one job
+        return ("structured", s.student, s.dataset, config_hash(s.finetune), s.store.fingerprint, s.seed, v.ratio,
+                v.scope, v.steps, v.alpha, v.match, self.step)
 
     @property
     def needs(self) -> tuple:

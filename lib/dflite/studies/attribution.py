@@ -70,7 +70,9 @@ class HeadSlimming(Slimming):
 
 
 def slimming(p: Profile, t: lottery.Ticket) -> HeadSlimming:
-    """Notebook 04's pruning settings on the head; fine-tuned with the head's recipe and the study's `finetune`."""
+    """Notebook 04's pruning settings on the head; fine-tuned with the head's recipe and the study's `finetune`.
+    Its channels are ranked on notebook 04's calibration batches, half real and half fake (the fakes of every method
+    as drawn), with the head's own cross-entropy over the six classes."""
     st = p.structured
     return HeadSlimming(p.name, t.dataset, t.store, t.seed, t.model, {t.model: t.cfg},
                         override(t.cfg, **p.attribution.finetune), teacher=t.model, calib_batches=st.calib_batches,
@@ -179,7 +181,7 @@ def verdicts(p: Profile, table: pd.DataFrame, detectors: pd.Series | None = None
     dense_auc = per_seed(table, {"arm": "dense"}, "auc")
     dense_attr = per_seed(table, {"arm": "dense"}, "attr_bacc")
     auc_why = unlearned(dense_auc, floor, "the dense head")
-    attr_why = unlearned(dense_attr, a.learned_bacc, "the dense head's attribution")
+    attr_why = unlearned(dense_attr, a.learned_bacc, "the dense head's attribution", "balanced accuracy")
     rows = []
     for arm in ("ticket", "structured"):
         size = f"{a.sparsity:.0%} of weights" if arm == "ticket" else f"{a.ratio:.0%} of channels"
