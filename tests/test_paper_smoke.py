@@ -71,7 +71,7 @@ def test_every_notebook_runs_under_the_paper_profile_on_a_real_format_root(smoke
     for cfg in configs:
         assert cfg["data"]["synthetic"] is False and cfg["train"]["optimizer"] == "sgd", cfg["model"]
     for name in ("tickets", "structured", "deploy", "speed_goals", "gradcam", "video", "transfer", "robustness",
-                 "attribution"):
+                 "robustness_video", "robustness_video_verdicts", "attribution"):
         assert (runs / "results" / f"{name}.csv").is_file(), name
 
 

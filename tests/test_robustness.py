@@ -91,3 +91,36 @@ def test_only_the_tickets_found_on_ffpp_are_scored_on_its_crops(monkeypatch):
     monkeypatch.setattr(gradcam, "final_models", lambda *a, **k: [])
     found = gradcam.models(p)
     assert len(found) == 6 and all(run.startswith("ffpp/") for run in found.run)
+
+
+def test_whole_video_claims_use_the_video_families_and_quick_runs_none():
+    p = profile()
+    video = dataclasses.replace(p, robustness=dataclasses.replace(
+        p.robustness, families={}, video_families={"jpeg": (10, 40, 70), "blur": (0.5, 1.0, 2.0), "noise": ()}))
+    crops = dataclasses.replace(video, robustness=dataclasses.replace(video.robustness,
+                                                                      families=video.robustness.video_families))
+    t = table({("cnn5", "ticket dense", ""): (0.97, 0.05),
+               ("cnn5", "IMP ticket 80%", "ticket dense"): (0.97, 0.12)}, crops)
+    assert list(robustness.families(video, video=True)) == ["jpeg", "blur"]  # a family given no strength is left out
+    assert robustness.video_conditions(video)[0] == ("none", 0.0) and len(robustness.video_conditions(video)) == 7
+    v = robustness.verdicts(video, t, video=True).set_index("variant")
+    assert v.loc["IMP ticket 80%", "verdict"] == "holds" and v.loc["IMP ticket 80%", "metric"] == "video AUC drop"
+    assert v.loc["IMP ticket 80%", "claim"].endswith("of whole videos")
+    quick = resolve("quick")
+    assert robustness.video_conditions(quick) == [] and robustness.run_videos(quick) is None
+    assert robustness.video_verdicts(quick, None).empty
+
+
+def test_a_degradation_acts_on_whole_frames_before_the_face_step(tiny_set):
+    from dflite import detect
+    from dflite.config import ExtractConfig
+
+    video = next((tiny_set.ffpp_root / "manipulated_sequences/Deepfakes/c23/videos").glob("*.mp4"))
+    cfg, times = ExtractConfig(frames=4, size=48), dict.fromkeys(detect.STAGES, 0.0)
+    _, got, clean, faces = detect.media_faces(video, cfg, times)
+    _, got0, same, faces0 = detect.media_faces(video, cfg, times, degraded=("blur", 0, 0))
+    assert got0 == got and all((a == b).all() for a, b in zip(clean, same))  # strength 0: untouched
+    _, _, dark, _ = detect.media_faces(video, cfg, times, degraded=("exposure", 0.5, 0))
+    assert all(abs(d.mean() - c.mean() / 2) < 1 for c, d in zip(clean, dark))  # whole frames, not crops
+    _, _, _, dim = detect.media_faces(video, cfg, times, degraded=("exposure", 0.5, 0))
+    assert [f[0] for f in dim] and all(crop.mean() < 0.6 * c[-1].mean() for (*_, crop), c in zip(dim, faces))

@@ -263,6 +263,10 @@ DEGRADATIONS = {"jpeg": (10, 40, 70),          # JPEG quality 90, 60, 30
                 "social": (0.25, 0.5, 0.67)}   # resized as `resize`, then JPEG quality 75
 # Quick scores the middle and strongest settings only (each condition costs every net a pass over the crops).
 QUICK_DEGRADATIONS = {family: strengths[1:] for family, strengths in DEGRADATIONS.items()}
+# Whole test videos degraded before the face step (standard and paper): each condition costs a face step over every
+# test video (c23) and every net's pass over its faces (quick's nets: 302 s for clean + 2 conditions on 2 busy
+# cores); quick's 25 minutes have no room for it.
+VIDEO_DEGRADATIONS = {"jpeg": (40,), "resize": (0.5,), "h264": (32, 40)}
 
 
 @dataclass(frozen=True)
@@ -271,6 +275,8 @@ class RobustnessStudy:
 
     families: dict = field(default_factory=lambda: dict(DEGRADATIONS))  # family -> strengths (data.degrade)
     crops_per_video: int = 0         # evenly spaced crops per fake test video scored, real ones balancing (0: all)
+    video_families: dict = field(default_factory=dict)  # family -> strengths applied to whole test videos before
+                                     # the face step (video AUC; {}: none, as in quick)
     margin: float = 0.02             # "costs robustness": the variant's mean AUC drop exceeds its reference's by this
     seed: int = 0                    # seeds the noise
 
@@ -488,6 +494,7 @@ PROFILES = {
                                    finetune={"epochs": 3, "epoch_size": 0, "lr": 5e-4, "warmup_epochs": 0}),
         transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), levels=(2, 3, 4), heldout_seeds=(0, 1, 2)),
         gradcam=GradcamStudy(per_method=100, road_per_method=20),
+        robustness=RobustnessStudy(video_families=VIDEO_DEGRADATIONS),
         attribution=AttributionStudy(seeds=(0, 1, 2),
                                      finetune={"epochs": 3, "epoch_size": 0, "lr": 5e-4, "warmup_epochs": 0}),
     ),
@@ -509,6 +516,7 @@ PROFILES = {
                                    finetune={"epochs": 5, "epoch_size": 0, "lr": 1e-4, "warmup_epochs": 0}),
         transfer=TransferStudy(models=STUDY_MODELS, seeds=(0, 1, 2), levels=(2, 3, 4), heldout_seeds=(0, 1, 2)),
         gradcam=GradcamStudy(per_method=200, road_per_method=20),
+        robustness=RobustnessStudy(video_families=VIDEO_DEGRADATIONS),
         attribution=AttributionStudy(seeds=(0, 1, 2),
                                      finetune={"epochs": 5, "epoch_size": 0, "lr": 1e-4, "warmup_epochs": 0}),
     ),

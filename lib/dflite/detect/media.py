@@ -237,10 +237,12 @@ def annotate(frame: np.ndarray, faces: list, running: dict) -> np.ndarray:
 
 
 def media_faces(path: Path, cfg: ExtractConfig, times: dict, rejected: list | None = None,
-                notes: dict | None = None) -> tuple:
+                notes: dict | None = None, degraded: tuple | None = None) -> tuple:
     """(kind, frame indices, frames, faces) of one video (its sampled frames) or image; faces as
     `faces_in_frames` gives them (frames whose boxes the face rule rejected go to `rejected`). Adds seconds to
-    times["decode"], ["detect"] and ["crop"]; what the decoder printed goes to notes["decoder"]."""
+    times["decode"], ["detect"] and ["crop"]; what the decoder printed goes to notes["decoder"].
+    `degraded` = (family, strength, seed) degrades the whole sampled frames before the face step (data.degrade;
+    h264 re-encodes a video's sampled frames as one clip): the boxes then come from the degraded frames too."""
     path = Path(path)
     kind = media_kind(path)
     t = time.perf_counter()
@@ -266,6 +268,11 @@ def media_faces(path: Path, cfg: ExtractConfig, times: dict, rejected: list | No
         reason = "no frames" if kind == "video" else "undecodable"
         what = "the container holds no decodable frame" if kind == "video" else "not an image OpenCV can read"
         raise VideoError(path, reason, what + (f"; decoder said: {said}" if said else ""))
+    if degraded is not None:
+        from ..data.degrade import degrade
+
+        family, strength, seed = degraded
+        frames = list(degrade(np.stack(frames), family, strength, seed))
     times["decode"] += time.perf_counter() - t
     return kind, got, frames, faces_in_frames(got, frames, cfg, times, rejected)
 

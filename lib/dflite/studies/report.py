@@ -43,6 +43,8 @@ PUBLISHED = ("baselines", "schedule_ablation", "leakage", "imagenet_start", "ima
              "transfer_verdicts", "gradcam", "gradcam_verdicts", "video", "robustness", "robustness_verdicts",
              "attribution", "attribution_verdicts")
 STUDIES = (baselines, lottery, structured, transfer, gradcam, video, robustness, attribution)
+# Published where the profile makes them (the whole-video robustness study runs in standard and paper, not quick).
+OPTIONAL = ("robustness_video", "robustness_video_verdicts")
 START, END = "<!-- {section}:{profile}:start -->", "<!-- {section}:{profile}:end -->"
 # Where each generated section lives: the README leads with the headline; the findings in full have a page.
 SECTIONS = {"headline": "README.md", "findings": "docs/findings.md"}
@@ -53,6 +55,7 @@ VERDICTS = (("imagenet_verdicts", "ImageNet start (02)", ["model"]),
             ("transfer_verdicts", "tickets across datasets (05)", ["model", "source", "target", "sparsity"]),
             ("gradcam_verdicts", "Grad-CAM focus (06)", ["study", "model", "variant"]),
             ("robustness_verdicts", "robustness under degradation (08)", ["model", "variant", "against"]),
+            ("robustness_video_verdicts", "robustness of whole videos (08)", ["model", "variant", "against"]),
             ("attribution_verdicts", "which method made the fake (08)", ["pruned"]))
 
 
@@ -212,6 +215,11 @@ def publish(p: Profile, command: str = "") -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name in PUBLISHED:
         shutil.copyfile(source / f"{name}.csv", target / f"{name}.csv")
+    for name in OPTIONAL:
+        if (source / f"{name}.csv").is_file():
+            shutil.copyfile(source / f"{name}.csv", target / f"{name}.csv")
+        else:  # a file of an earlier publication would be read as this one's
+            (target / f"{name}.csv").unlink(missing_ok=True)
     if (source / paths.TIMINGS).is_file():
         shutil.copyfile(source / paths.TIMINGS, target / paths.TIMINGS)
     write_json(target / "env.json", {**versions(), "command": command or f"make reproduce PROFILE={p.name}"})

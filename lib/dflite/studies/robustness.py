@@ -30,18 +30,20 @@ from ..analysis.report import Markdown, counts, verdict_lines
 from ..analysis.report import table as mdtable
 from ..analysis.stats import Claim, auc, cells, judge, over_seeds, paired, unlearned
 from ..compress.deploy import export_onnx, ort_probabilities, quantize_int8, session
-from ..compress.structured import calibration_batches
-from ..config import Profile
+from ..config import VIDEO_DEGRADATIONS, Profile
 from ..data import degrade
-from ..data.loader import bgr_batch, split_dataset
+from ..data.loader import bgr_batch
 from ..engine.runs import results_path, write_results
 from ..nets.checkpoint import load_model
 from ..progress import bar
 from . import crop_store, read_results
+from . import video as video_study
 from .gradcam import models as finished_models
+from .structured import int8_calibration
 
-__all__ = ["conditions", "curves", "drops", "examples", "findings", "models", "overview", "per_method", "results_file",
-           "run", "test_crops", "verdicts"]
+__all__ = ["conditions", "curves", "drops", "examples", "faces_found", "families", "findings", "models", "overview",
+           "per_method", "results_file", "run", "run_videos", "test_crops", "verdicts", "video_conditions",
+           "video_overview", "video_verdicts"]
 
 IDS = ["study", "model", "arm", "sparsity", "ratio", "scope", "steps", "alpha", "runtime"]
 
@@ -135,8 +137,7 @@ def _scorer(p: Profile, net, store, tmp: Path, exported: dict):
         exported[net.run] = export_onnx(model, tmp / f"net{len(exported)}.fp32.onnx", px)
     path = exported[net.run]
     if net.runtime == "ort_int8":
-        calib = [x.numpy() for x, _ in calibration_batches(split_dataset(store, "train", px), 16,
-                                                          p.structured.int8_calib_batches)]
+        calib = int8_calibration(p, store, px)
         path = quantize_int8(path, path.with_name(path.name.replace(".fp32.", ".int8.")), calib)
     # No spinning: 33 sessions take turns, and one's spinning threads slow the next (compress.deploy.session).
     sess = session(path, p.workers, spin=False)
@@ -181,11 +182,11 @@ def run(p: Profile, progress: bool = True) -> pd.DataFrame:
     return table
 
 
-def drops(table: pd.DataFrame, p: Profile) -> pd.DataFrame:
+def drops(table: pd.DataFrame, p: Profile, video: bool = False) -> pd.DataFrame:
     """Per net and seed (method "all"): clean AUC, each family's AUC drop at its claimed strength, and their mean
-    (`drop`)."""
+    (`drop`); `video`: of the whole-video table (run_videos)."""
     t = table[table.method == "all"]
-    middle = {f: float(claimed(s)) for f, s in p.robustness.families.items()}
+    middle = {f: float(claimed(s)) for f, s in families(p, video).items()}
     keys = ["label", "against", "model", "runtime", "seed"]
     clean = t[t.family == "none"].set_index(keys)["auc"].rename("clean")
     at = t[[middle.get(f) == s for f, s in zip(t.family, t.strength)]]
@@ -217,42 +218,135 @@ def per_method(table: pd.DataFrame, label: str, model: str, stat: str = "mean") 
     return wide.round(3)
 
 
-def verdicts(p: Profile, table: pd.DataFrame) -> pd.DataFrame:
+def verdicts(p: Profile, table: pd.DataFrame, video: bool = False) -> pd.DataFrame:
     """"compression costs robustness" per compressed variant, paired by seed against its reference (see the
-    module's docstring); results/robustness_verdicts.csv."""
-    d = drops(table, p)
+    module's docstring); results/robustness_verdicts.csv (`video`: of whole videos, robustness_video_verdicts.csv,
+    on video AUC)."""
+    d = drops(table, p, video)
     floor, margin = p.evidence.learned_auc, p.robustness.margin
+    text = "compression costs robustness: a larger AUC drop under degradation" + (" of whole videos" if video else "")
     rows = []
     for (model, label, against), v in d[d.against != ""].groupby(["model", "label", "against"], sort=False):
         ref = d[(d.model == model) & (d.label == against) & (d.runtime == "ort_fp32")].set_index("seed")
         v = v.set_index("seed")
-        rows.append({"claim": Claim("compression costs robustness: a larger AUC drop under degradation", margin,
-                                    "AUC drop"),
+        rows.append({"claim": Claim(text, margin, "video AUC drop" if video else "AUC drop"),
                      "model": model, "variant": label, "against": against, "a": v["drop"].mean(),
                      "b": ref["drop"].mean(), "values": paired(v["drop"], ref["drop"]),
                      "untestable": unlearned(ref["clean"], floor, f"the reference ({model} {against})")})
     out = judge(rows, p.evidence.alpha)
-    write_results(p.name, "robustness_verdicts", out.set_index("claim"))
+    write_results(p.name, "robustness_video_verdicts" if video else "robustness_verdicts", out.set_index("claim"))
     return out
 
 
-def overview(table: pd.DataFrame, p: Profile) -> pd.DataFrame:
-    """Per net: clean AUC and each family's AUC drop at its claimed strength, mean ± sd over seeds."""
-    d = drops(table, p)
-    cols = ["clean", *p.robustness.families, "drop"]
+def overview(table: pd.DataFrame, p: Profile, video: bool = False) -> pd.DataFrame:
+    """Per net: clean AUC and each family's AUC drop at its claimed strength, mean ± sd over seeds (`video`: video
+    AUC of whole videos degraded before the face step)."""
+    d = drops(table, p, video)
+    chosen = families(p, video)
+    cols = ["clean", *chosen, "drop"]
     s = over_seeds(d, ["model", "label"], cols)
     out = pd.DataFrame({c: cells(s, c, 3) for c in cols})
     out["seeds"] = s["seeds"]
-    middle = {f: degrade.describe(f, claimed(st)) for f, st in p.robustness.families.items()}
+    middle = {f: degrade.describe(f, claimed(st)) for f, st in chosen.items()}
     return out.rename(columns={**middle, "drop": "mean drop"})
 
 
+def families(p: Profile, video: bool = False) -> dict:
+    """The families (with their strengths) of the crop study, or of the whole-video one; those given no strength
+    are left out."""
+    return {f: s for f, s in (p.robustness.video_families if video else p.robustness.families).items() if len(s)}
+
+
+def video_conditions(p: Profile) -> list:
+    """[(family, strength)] of the whole-video study: clean first; [] when the profile degrades no video."""
+    chosen = families(p, video=True)
+    return [("none", 0.0)] + [(f, float(s)) for f, st in chosen.items() for s in st] if chosen else []
+
+
+def run_videos(p: Profile, progress: bool = True) -> pd.DataFrame | None:
+    """Whole test videos (the first compression notebook 07 reads) degraded before the face step, each condition's
+    faces found by `dflite detect`'s own path (`video.face_crops`), scored by every net as `run` scores crops; one row
+    per net, seed and condition: video AUC (a video's mean face score; one without a face scores 0, as in notebook
+    07), the share of videos with a face and of sampled frames with one. results/robustness_video.csv (written);
+    None when the profile names no video degradation (quick)."""
+    chosen = video_conditions(p)
+    if not chosen:
+        return None
+    store = crop_store(p)
+    nets = models(p)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        exported: dict = {}
+        scorers = [_scorer(p, net, store, Path(tmp), exported) for net in nets.itertuples()]
+        for family, strength in bar(chosen, desc="video degradations", disable=not progress):
+            videos = video_study.face_crops(p, progress=False, compressions=p.video.compressions[:1],
+                                            degraded=None if family == "none" else (family, strength,
+                                                                                   p.robustness.seed))
+            counts = np.array([len(v.faces) for v in videos.itertuples()])
+            crops = [crop for v in videos.itertuples() for _, crop in v.faces]
+            owner = np.repeat(np.arange(len(videos)), counts)
+            y = videos.label.to_numpy()
+            frames = sum(len(v.sampled) for v in videos.itertuples())
+            for net, (px, score) in zip(nets.itertuples(), scorers):
+                scores = np.concatenate([score(bgr_batch(crops[k:k + 512], px)) for k in range(0, len(crops), 512)]) \
+                    if crops else np.zeros(0)
+                per_video = np.bincount(owner, scores, len(videos)) / np.maximum(counts, 1)  # no face: 0
+                out.append({**{k: getattr(net, k) for k in IDS}, "label": net.label, "against": net.against,
+                            "seed": net.seed, "family": family, "strength": strength,
+                            "setting": degrade.describe(family, strength) if family != "none" else "clean",
+                            "method": "all", "videos": len(videos),
+                            "videos_with_face": round(float((counts > 0).mean()), 4),
+                            "frames_with_face": round(len(crops) / max(frames, 1), 4),
+                            "auc": round(auc(y, per_video), 4)})
+    table = pd.DataFrame(out)
+    write_results(p.name, "robustness_video", table.set_index("model"))
+    return table
+
+
+def video_overview(p: Profile, table: pd.DataFrame | None):
+    """The whole-video study per net (overview of video AUC) beside the faces each condition left the face step; a
+    line saying so where the profile degrades no video."""
+    if table is None:
+        return Markdown(f"Profile {p.name} degrades no whole video (`robustness.video_families` is empty): its time "
+                        "budget has no room for a face step per condition. The standard and paper profiles run "
+                        f"{', '.join(degrade.describe(f, s) for f, st in VIDEO_DEGRADATIONS.items() for s in st)}.")
+    return Markdown("\n".join(["Faces the face step found in the degraded videos (shares of videos and of sampled "
+                               "frames):", "", mdtable(faces_found(table)), "",
+                               "Video AUC clean and its drop under each degradation at the strength the claims use, "
+                               "mean ± sd over seeds:", "", mdtable(overview(table, p, video=True))]))
+
+
+def video_verdicts(p: Profile, table: pd.DataFrame | None) -> pd.DataFrame:
+    """verdicts(video=True), or an empty verdict table where the profile degrades no video."""
+    if table is None:
+        return judge([], p.evidence.alpha)
+    return verdicts(p, table, video=True)
+
+
+def faces_found(table: pd.DataFrame) -> pd.DataFrame:
+    """Per condition: the share of test videos with a face and of sampled frames with one (the face step's part)."""
+    first = table.drop_duplicates(["family", "strength"])
+    return first.set_index("setting")[["videos", "videos_with_face", "frames_with_face"]]
+
+
 def findings(p: Profile, folder=None) -> Markdown:
-    """Robustness in words: each net's clean AUC and mean drop, and each claim's verdict."""
+    """Robustness in words: each net's clean AUC and mean drop, and each claim's verdict (and the same of whole videos
+    where the profile degrades them)."""
     table, verdicts = read_results(p, "robustness", folder), read_results(p, "robustness_verdicts", folder)
     shown = overview(table, p)[["clean", "mean drop", "seeds"]]
     families = ", ".join(degrade.describe(f, claimed(s)) for f, s in p.robustness.families.items())
     lines = ["**Robustness under degradation** (notebook 08): test AUC clean, and its drop averaged over the "
              f"degradations at the strength the claims use ({families}); mean ± sd over seeds. Claims: "
              f"{counts(verdicts)}.", "", mdtable(shown), "", *verdict_lines(verdicts, ["variant", "against"])]
+    if video_conditions(p):
+        try:
+            whole, decided = read_results(p, "robustness_video", folder), read_results(p, "robustness_video_verdicts",
+                                                                                       folder)
+        except FileNotFoundError:
+            whole = None
+        if whole is not None:
+            lines += ["", "Whole test videos degraded before the face step: video AUC clean and its drop, mean ± sd "
+                      f"over seeds. Claims: {counts(decided)}.", "",
+                      mdtable(overview(whole, p, video=True)[["clean", "mean drop", "seeds"]]), "",
+                      *verdict_lines(decided, ["variant", "against"])]
     return Markdown("\n".join(lines))

@@ -291,6 +291,13 @@ def final_models(p: Profile, table: pd.DataFrame, seed: int | None = None) -> li
     return out
 
 
+def int8_calibration(p: Profile, store, px: int) -> list:
+    """The batches static int8 quantisation is calibrated on: `int8_calib_batches` class-balanced batches of 16
+    training crops at `px`, normalised, as float32 arrays (notebooks 04 and 08)."""
+    return [x.numpy() for x, _ in calibration_batches(split_dataset(store, "train", px), 16,
+                                                      p.structured.int8_calib_batches)]
+
+
 def deploy(p: Profile, table: pd.DataFrame, progress: bool = True, write: bool = True) -> tuple:
     """Every final model in torch, ONNX Runtime fp32 and ORT int8 (static QDQ; dynamic where it is faster):
     test AUC/ACC at the trained size, batch-1 latency at each size and thread count. Returns (latency and
@@ -306,8 +313,7 @@ def deploy(p: Profile, table: pd.DataFrame, progress: bool = True, write: bool =
             model = load_model(run / "best.safetensors")[0].eval()
             own = int(row.input_px)
             test = split_dataset(store, "test", own)
-            calib = [x.numpy() for x, _ in calibration_batches(split_dataset(store, "train", own), 16,
-                                                              st.int8_calib_batches)]
+            calib = int8_calibration(p, store, own)
             for px in dict.fromkeys((own, *st.latency_sizes)):
                 files = _onnx_files(model, Path(tmp) / f"{label.replace(' ', '_')}_{px}", px, own, calib,
                                     dynamic=label == finals[-1][0])

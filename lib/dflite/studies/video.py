@@ -68,22 +68,23 @@ def models(p: Profile) -> pd.DataFrame:
 
 def _faces(args) -> tuple:
     """Worker: (faces as [(frame, crop)], the sampled frame numbers) of one video, or the error's reason."""
-    path, cfg = args
+    path, cfg, degraded = args
     torch.set_num_threads(1)
     times = dict.fromkeys(detect.STAGES, 0.0)
     try:
-        _, got, _, hits = detect.media_faces(path, cfg, times)
+        _, got, _, hits = detect.media_faces(path, cfg, times, degraded=degraded)
     except (detect.VideoError, OSError) as e:
         return [], [], str(getattr(e, "reason", type(e).__name__))
     return [(int(idx), crop) for idx, _, _, crop in hits], [int(i) for i in got], ""
 
 
-def test_records(p: Profile) -> list:
-    """The test videos of the profile's video dataset, at every compression the study reads (FF++) or as they are."""
+def test_records(p: Profile, compressions=None) -> list:
+    """The test videos of the profile's video dataset, at every compression the study reads (FF++; or those given)
+    or as they are."""
     kind = primary_kind(p)
     root = dataset_roots(p)[kind]
     adapter = get_adapter(kind)
-    comps = p.video.compressions if adapter.compressions else ("",)
+    comps = (compressions or p.video.compressions) if adapter.compressions else ("",)
     out = []
     for c in comps:
         cfg = override(p.extract, compression=c) if c else p.extract
@@ -91,13 +92,14 @@ def test_records(p: Profile) -> list:
     return out
 
 
-def face_crops(p: Profile, progress: bool = True) -> pd.DataFrame:
+def face_crops(p: Profile, progress: bool = True, compressions=None, degraded: tuple | None = None) -> pd.DataFrame:
     """One row per test video and compression: compression, media_id, label, method, sampled (frame
-    numbers), error, faces ([(frame, BGR crop)]); the face step of `dflite detect`, once per video."""
-    records = test_records(p)
+    numbers), error, faces ([(frame, BGR crop)]); the face step of `dflite detect`, once per video. `degraded`
+    (family, strength, seed) degrades the sampled frames before the face step (notebook 08)."""
+    records = test_records(p, compressions)
     cfg = override(p.extract, frames=p.video.frames)
-    found = list(imap(_faces, [(r.path, cfg) for r in records], p.workers, chunksize=4, progress=progress,
-                      desc="faces"))
+    found = list(imap(_faces, [(r.path, cfg, degraded) for r in records], p.workers, chunksize=4,
+                      progress=progress, desc="faces"))
     return pd.DataFrame([{"compression": r.compression, "media_id": r.media_id, "label": r.label, "method": r.method,
                           "sampled": got, "error": err, "faces": faces}
                          for r, (faces, got, err) in zip(records, found)])
