@@ -28,6 +28,9 @@ def test_the_headline_counts_every_verdict_and_lists_the_decided_claims(tmp_path
     shutil.copytree(report.published_dir(QUICK), folder)
     text = report.headline(QUICK, folder)
     for name, study, _ in report.VERDICTS:
+        if name.removesuffix("_verdicts") in report.OPTIONAL and not (folder / f"{name}.csv").is_file():
+            assert f"| {study} |" not in text  # a study this profile does not run has no row
+            continue
         rows = len((folder / f"{name}.csv").read_text().strip().splitlines()) - 1
         assert f"| {study} | {rows} | " in text
     holds = sum(f.read_text().count(",holds\n") for f in folder.glob("*_verdicts.csv"))
