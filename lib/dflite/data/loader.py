@@ -125,6 +125,14 @@ def bgr_batch(images, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(batch[..., ::-1])).permute(0, 3, 1, 2).contiguous()
 
 
+def score_crops(score, crops, size: int, chunk: int = 512) -> np.ndarray:
+    """score(uint8 (B, 3, size, size)) -> (B,) over BGR crops, resized a chunk at a time (a paper-size test set at one
+    input size would be gigabytes at once)."""
+    if not len(crops):
+        return np.zeros(0)
+    return np.concatenate([score(bgr_batch(crops[k:k + chunk], size)) for k in range(0, len(crops), chunk)])
+
+
 def read_mask(path, size: int) -> np.ndarray:
     """A stored manipulation-mask crop at `size` px as bool (S, S): the pixels more than half manipulated."""
     grey = _read(path, cv2.IMREAD_GRAYSCALE, "mask crop").astype(np.float32) / 255

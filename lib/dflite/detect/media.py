@@ -26,6 +26,7 @@ from ..data.loader import bgr_batch, normalise
 from ..data.sources import VIDEO_EXTS
 from ..data.video import VideoError, captured_stderr, decoder_said, read_sampled, sample_frame_indices, write_mp4
 from ..nets.checkpoint import load_model
+from ..nets.models import fake_probability, output_probabilities
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 STAGES = ("decode", "detect", "crop", "classify", "annotate")
@@ -135,8 +136,7 @@ def probabilities(model, crops: list, batch_size: int = 64) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for start in range(0, len(crops), batch_size):
-            logits = model(normalise(bgr_batch(crops[start:start + batch_size], size))).float()
-            out.append(torch.sigmoid(logits.squeeze(1)) if k == 1 else logits.softmax(1))
+            out.append(output_probabilities(model(normalise(bgr_batch(crops[start:start + batch_size], size)))))
     if not out:
         return np.zeros((0,) if k == 1 else (0, k), dtype=np.float32)
     return torch.cat(out).numpy()
@@ -144,8 +144,7 @@ def probabilities(model, crops: list, batch_size: int = 64) -> np.ndarray:
 
 def classify(model, crops: list, batch_size: int = 64) -> np.ndarray:
     """Fake probability per BGR uint8 crop: an attribution head's is 1 - p(real)."""
-    probs = probabilities(model, crops, batch_size)
-    return probs if probs.ndim == 1 else 1 - probs[:, 0]
+    return fake_probability(probabilities(model, crops, batch_size))
 
 
 def is_attribution_head(model) -> bool:
@@ -292,7 +291,7 @@ def detect_media(path, model, cfg: ExtractConfig = ExtractConfig(), rule: Rule =
     kind, got, frames, hits = media_faces(path, cfg, times, rejected, notes)
     t = time.perf_counter()
     probs = probabilities(model, [crop for *_, crop in hits])
-    scores = probs if probs.ndim == 1 else 1 - probs[:, 0]
+    scores = fake_probability(probs)
     times["classify"] = time.perf_counter() - t
     faces = [{"frame": int(idx), "face": int(k), "box": [int(round(v)) for v in box], "score": round(float(s), 4)}
              for (idx, k, box, _), s in zip(hits, scores)]

@@ -31,7 +31,7 @@ from ..config import ATTRIBUTION_CLASSES, TrainConfig
 from ..data.loader import CropDataset, augment, epoch_indices, normalise, split_dataset
 from ..folders import write_json
 from ..nets.checkpoint import load_state, load_weights, save_model, save_state
-from ..nets.models import create_model, model_info
+from ..nets.models import create_model, fake_probability, model_info, output_probabilities
 from ..progress import bar
 from .metrics import attribution_metrics, binary_metrics, evaluate_predictions
 from .runs import Run, cpu_has_bf16, env_info
@@ -136,8 +136,7 @@ def predict(model: nn.Module, dataset: CropDataset, batch_size: int, device: tor
             x = normalise(x.to(device)).to(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(x)
-            logits = logits.float()
-            out.append((torch.sigmoid(logits.squeeze(1)) if logits.shape[1] == 1 else logits.softmax(1)).cpu())
+            out.append(output_probabilities(logits).cpu())
     return torch.cat(out).numpy()
 
 
@@ -147,9 +146,8 @@ def validation(cfg: TrainConfig, data: CropDataset, scores: np.ndarray) -> dict:
     if cfg.target == "method":
         probs = torch.tensor(scores).clamp_min(1e-6)
         loss = float(nn.functional.nll_loss(probs.log(), data.targets))
-        fake = 1 - scores[:, 0]
-        binary, attr = binary_metrics(data.labels, fake), attribution_metrics(data.targets.numpy(), scores,
-                                                                              ATTRIBUTION_CLASSES)
+        binary = binary_metrics(data.labels, fake_probability(scores))
+        attr = attribution_metrics(data.targets.numpy(), scores, ATTRIBUTION_CLASSES)
         return {"val_loss": loss, "val_auc": binary["auc"], "val_acc": binary["acc"],
                 "val_attr_bacc": attr["attr_bacc"], "select": attr["attr_bacc"]}
     loss = float(nn.functional.binary_cross_entropy(torch.tensor(scores).clamp(1e-6, 1 - 1e-6),
@@ -323,12 +321,10 @@ def _fit(model, store, cfg, run, hooks, device, progress, stop_after, start_epoc
     load_weights(model, run.path("best.safetensors"), name)
     preds = test_ds.rows[["media_id", "frame", "face", "label", "method"]].copy()
     scores = predict(model, test_ds, cfg.batch_size * 2, device)
-    if cfg.target == "method":  # the fake score is 1 - p(real); each class's probability beside it
-        preds["score"] = (1 - scores[:, 0]).round(6)
-        for k, name in enumerate(ATTRIBUTION_CLASSES):
-            preds[f"p_{name}"] = scores[:, k].round(6)
-    else:
-        preds["score"] = scores.round(6)
+    preds["score"] = fake_probability(scores).round(6)
+    if cfg.target == "method":  # each class's probability beside the fake score
+        for k, cls in enumerate(ATTRIBUTION_CLASSES):
+            preds[f"p_{cls}"] = scores[:, k].round(6)
     metrics = evaluate_predictions(preds)
     if cfg.target == "method":
         metrics.update(attribution_metrics(test_ds.targets.numpy(), scores, ATTRIBUTION_CLASSES))

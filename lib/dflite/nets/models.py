@@ -170,5 +170,17 @@ def _small_head(model: nn.Module) -> nn.Module:
     return model
 
 
+def output_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """What a net's logits say: a detector's fake probability (B,) from its one output, or an attribution head's class
+    probabilities (B, K) (config.ATTRIBUTION_CLASSES, real first)."""
+    logits = logits.float()
+    return torch.sigmoid(logits.squeeze(1)) if logits.shape[1] == 1 else logits.softmax(1)
+
+
+def fake_probability(probs):
+    """The fake probability from `output_probabilities`' values: a detector's itself, a head's 1 - p(real)."""
+    return probs if probs.ndim == 1 else 1 - probs[:, 0]
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

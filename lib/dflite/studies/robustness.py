@@ -32,7 +32,7 @@ from ..analysis.stats import Claim, auc, cells, judge, over_seeds, paired, unlea
 from ..compress.deploy import export_onnx, ort_probabilities, quantize_int8, session
 from ..config import VIDEO_DEGRADATIONS, Profile
 from ..data import degrade
-from ..data.loader import bgr_batch
+from ..data.loader import bgr_batch, score_crops
 from ..engine.runs import results_path, write_results
 from ..nets.checkpoint import load_model
 from ..progress import bar
@@ -288,8 +288,7 @@ def run_videos(p: Profile, progress: bool = True) -> pd.DataFrame | None:
             y = videos.label.to_numpy()
             frames = sum(len(v.sampled) for v in videos.itertuples())
             for net, (px, score) in zip(nets.itertuples(), scorers):
-                scores = np.concatenate([score(bgr_batch(crops[k:k + 512], px)) for k in range(0, len(crops), 512)]) \
-                    if crops else np.zeros(0)
+                scores = score_crops(score, crops, px)
                 per_video = np.bincount(owner, scores, len(videos)) / np.maximum(counts, 1)  # no face: 0
                 out.append({**{k: getattr(net, k) for k in IDS}, "label": net.label, "against": net.against,
                             "seed": net.seed, "family": family, "strength": strength,

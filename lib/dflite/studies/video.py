@@ -27,7 +27,7 @@ from ..analysis.report import table as mdtable
 from ..analysis.stats import cells, over_seeds
 from ..compress.deploy import export_onnx, ort_probabilities, session
 from ..config import Profile, override
-from ..data.loader import bgr_batch
+from ..data.loader import score_crops
 from ..data.sources import get_adapter
 from ..engine.runs import results_path, write_results
 from ..experiments.structured import Variant
@@ -119,9 +119,7 @@ def scores(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: bool 
             net, _ = load_model(paths.runs_dir(p.name) / m.run / "best.safetensors")
             px = int(net.dflite_spec["input_size"])
             sess = session(export_onnx(net.float().eval(), Path(tmp) / f"net{i}.onnx", px), p.workers, spin=False)
-            # resized a chunk at a time: a paper-size test set at one input size would be gigabytes at once
-            probs = np.concatenate([ort_probabilities(sess, bgr_batch(crops[k:k + 512], px))
-                                    for k in range(0, len(crops), 512)]) if crops else np.zeros(0)
+            probs = score_crops(lambda x, sess=sess: ort_probabilities(sess, x), crops, px)
             rows.append(pd.DataFrame({**{k: m[k] for k in IDS}, "seed": m.seed,
                                       "compression": [f[0] for f in faces], "media_id": [f[1] for f in faces],
                                       "label": [f[2] for f in faces], "method": [f[3] for f in faces],
