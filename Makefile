@@ -37,7 +37,7 @@ test: setup ## lint, unit tests (with the paper smoke run), then nbval over the 
 	DFLITE_PAPER_SMOKE=1 $(PY) -m pytest tests
 	$(PY) -m pytest -v --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --timeout=1800 notebooks/
 
-smoke: setup ## only the paper profile end to end on tiny budgets (tests/test_paper_smoke.py; about 6 min; in make test)
+smoke: setup ## only the paper profile end to end on tiny budgets (tests/test_paper_smoke.py; about 3 min; in make test)
 	DFLITE_PAPER_SMOKE=1 $(PY) -m pytest tests/test_paper_smoke.py --timeout=1800
 
 results: setup ## publish this machine's results of PROFILE into results/<profile>/ and rewrite the README findings

@@ -3,7 +3,7 @@ tests/paper_smoke.yaml` runs notebooks 00-08 on a root in the real FF++ layout, 
 offline in timm's own cache layout (tests/imagenet_cache.py) and Lite0's from its PyPI package. A model that
 cannot be built, a weight path that is wrong or a real-data branch that never ran fails here.
 
-It takes about 6 minutes on 2 CPU cores (notebooks 00-07 in 5+24+88+32+90+53+33+37 s, measured), so plain
+It takes about 3 minutes on 2 CPU cores (193 s for notebooks 00-08, `pytest --durations`, measured), so plain
 `pytest` skips it; `make test` (CI) and `make smoke` set DFLITE_PAPER_SMOKE=1 and run it."""
 import json
 import os
@@ -52,7 +52,7 @@ def _run(base: Path) -> Path:
     return base / "data"
 
 
-@pytest.mark.skipif(not os.environ.get("DFLITE_PAPER_SMOKE"), reason="about 6 min: `make test` and `make smoke` run it")
+@pytest.mark.skipif(not os.environ.get("DFLITE_PAPER_SMOKE"), reason="about 3 min: `make test` and `make smoke` run it")
 @pytest.mark.timeout(1800)
 def test_every_notebook_runs_under_the_paper_profile_on_a_real_format_root(smoke):
     runs = smoke / "runs" / "paper-smoke"

@@ -135,3 +135,37 @@ def test_the_gpu_check_covers_every_standard_recipe_and_its_ratios_follow_its_ra
     assert table.device.str.contains("H200|A100|H100|GPU|NVIDIA").all()
     env = json.loads((folder / "env.json").read_text())
     assert env["device"] != "cpu" and "exit 0" in (folder / "stages.txt").read_text()
+
+
+def test_publishing_refuses_numbers_changed_after_the_reproduce_run(tmp_path, monkeypatch):
+    """make test's nbval re-executes notebook 04, which times the latencies again: publishing its deploy.csv would
+    publish numbers no executed notebook shows. An unchanged rewrite keeps the file as it was."""
+    import os
+
+    import pandas as pd
+    from dflite import reproduce
+    from dflite.engine.runs import write_results
+
+    monkeypatch.setenv("DFLITE_DATA", str(tmp_path / "data"))
+    source = report.results_dir(QUICK)
+    shutil.copytree(report.published_dir(QUICK), source)
+    for name in report.PUBLISHED:
+        os.utime(source / f"{name}.csv", (1e9, 1e9))  # written before the notebooks ended
+    reproduce.mark_executed(QUICK.name, "04_structured_pruning_kd")
+    assert report.changed_after_reproduce(source) == []
+    deploy = pd.read_csv(source / "deploy.csv", index_col="model", keep_default_na=False)
+    write_results(QUICK.name, "deploy", deploy)  # the same numbers: the file is not touched
+    assert (source / "deploy.csv").stat().st_mtime == 1e9
+    deploy["ms"] = deploy["ms"] * 1.1  # timed again
+    write_results(QUICK.name, "deploy", deploy)
+    assert report.changed_after_reproduce(source) == ["deploy.csv"]
+    before = (report.published_dir(QUICK) / "deploy.csv").read_text()
+    try:
+        report.publish(QUICK)
+    except ValueError as e:
+        assert "deploy.csv" in str(e) and "--force" in str(e)
+    else:
+        raise AssertionError("published numbers changed after the reproduce run")
+    assert (report.published_dir(QUICK) / "deploy.csv").read_text() == before  # nothing copied
+    reproduce.mark_executed(QUICK.name, "04_structured_pruning_kd")  # notebook 04 executed again: it shows them
+    assert report.changed_after_reproduce(source) == []

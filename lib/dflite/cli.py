@@ -247,7 +247,7 @@ def _results(args) -> int:
     p = resolve(args.profile)
     try:
         if args.publish:
-            print(f"published {paths.show(report.publish(p))}/ and rewrote the README's findings")
+            print(f"published {paths.show(report.publish(p, force=args.force))}/ and rewrote the README's findings")
         elif args.check:
             stale = report.stale_sections(p)
             if stale:
@@ -421,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="copy this machine's results files into results/<profile>/ and rewrite the README section")
     mode.add_argument("--write-readme", action="store_true",
                       help="rewrite the README's headline and docs/findings.md from results/<profile>/")
+    o.add_argument("--force", action="store_true",
+                   help="with --publish: publish results files changed after `dflite reproduce` last ran (e.g. "
+                        "latencies timed again by make test's nbval), which the executed notebooks do not show")
     mode.add_argument("--check", action="store_true",
                       help="exit 1 if the README's headline or docs/findings.md differ from the files")
     o.set_defaults(func=_results)

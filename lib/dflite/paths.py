@@ -20,6 +20,7 @@ def synth_dir(profile: str) -> Path:
 
 # Each notebook's last `dflite reproduce` time, beside a profile's results files (written by reproduce.run).
 TIMINGS = "timings.csv"
+EXECUTED = "executed.json"  # when each notebook last ran for `dflite reproduce` (reproduce.mark_executed)
 
 
 def runs_dir(profile: str) -> Path:

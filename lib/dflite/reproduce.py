@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from . import paths
+from .folders import write_json
 
 
 def notebooks(only=None) -> list:
@@ -79,6 +80,7 @@ def run(profile: str = "quick", only=None, out_dir=None, progress: bool = True, 
             raise SystemExit(1) from None
         done.append(target)
         record_time(name, target)
+        mark_executed(name, nb.stem)
         print(f"[{name}] {nb.stem} done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
     return done
 
@@ -117,6 +119,15 @@ def record_time(profile: str, executed) -> None:
     path.write_text("notebook,seconds\n" + "".join(f"{k},{v}\n" for k, v in sorted(rows.items())))
 
 
+def mark_executed(profile: str, stem: str) -> None:
+    """Note when a notebook of the profile last finished executing for `dflite reproduce` or `--refresh`
+    (results/executed.json, seconds since the epoch): results files changed after every such time were made by
+    another execution, which `dflite results --publish` refuses (report.changed_after_reproduce)."""
+    path = paths.runs_dir(profile) / "results" / paths.EXECUTED
+    done = json.loads(path.read_text()) if path.is_file() else {}
+    write_json(path, {**done, stem: round(time.time(), 3)})
+
+
 def strip_run_metadata(path) -> None:
     """Drop papermill's timing metadata and the cells' stderr (progress lines with this run's times) from a
     notebook, keeping the other outputs and execution counts."""
@@ -142,4 +153,5 @@ def refresh(only=None) -> None:
         print(f"refreshing {paths.show(nb)}", flush=True)
         pm.execute_notebook(str(nb), str(nb), cwd=str(paths.NOTEBOOKS), progress_bar=sys.stderr.isatty(),
                             kernel_name="python3", stdout_file=sys.stdout, stderr_file=sys.stderr)
+        mark_executed("quick", nb.stem)  # the committed notebooks run the quick defaults
         strip_run_metadata(nb)

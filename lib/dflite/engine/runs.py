@@ -174,8 +174,12 @@ def results_path(profile: str, name: str) -> Path:
 
 def write_results(profile: str, name: str, table: pd.DataFrame) -> Path:
     """data/runs/<profile>/results/<name>.csv (4 decimals; a missing number is `nan`, an empty id stays empty);
-    returns the path."""
+    returns the path. A file that would not change is left as it is, so its time says when its numbers last
+    changed (`report.publish` compares it with the reproduce run's)."""
     path = results_path(profile, name)
+    text = table.round(4).to_csv(na_rep="nan")
+    if path.is_file() and path.read_text() == text:
+        return path
     with atomic(path) as tmp:
-        table.round(4).to_csv(tmp, na_rep="nan")
+        tmp.write_text(text)
     return path

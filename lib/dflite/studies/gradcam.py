@@ -20,8 +20,9 @@ from ..analysis import explain, labels
 from ..analysis.report import Markdown, counts, verdict_lines
 from ..analysis.report import table as mdtable
 from ..analysis.stats import Claim, cells, judge, over_seeds, paired
-from ..config import Profile
+from ..config import Profile, to_dict
 from ..engine.runs import results_path, write_results
+from ..engine.scorecache import cached_frame, file_digest
 from ..experiments.structured import Variant
 from ..nets.checkpoint import load_model
 from ..parallel import imap
@@ -132,14 +133,19 @@ def scores(p: Profile, progress: bool = True) -> pd.DataFrame:
     models at a time.
 
     ROAD (a sparse solve per crop and percentile) runs on the ROAD crops of the dense nets, the last IMP level,
-    the random-mask control and the structured variants; the IMP levels between get the mask scores only."""
+    the random-mask control and the structured variants; the IMP levels between get the mask scores only. The
+    models' scores are kept under the run's cache (engine.scorecache), keyed by their weights, crops and settings."""
     store = crop_store(p, kind="ffpp")
     picked = crops(p, store)
     found = models(p)
     last = found.loc[found.arm == "imp", "sparsity"].max()
     args = [(str(paths.runs_dir(p.name)), str(store.root), picked, net.to_dict(),
              net.arm != "imp" or math.isclose(net.sparsity, last)) for _, net in found.iterrows()]
-    per_crop = pd.concat(imap(_explain, args, p.workers, progress=progress, desc="grad-cam"), ignore_index=True)
+    key = {"study": to_dict(p.gradcam), "store": store.fingerprint, "crops": picked.to_csv(index=False),
+           "nets": [(a[3]["run"], file_digest(paths.runs_dir(p.name) / a[3]["run"] / "best.safetensors"), a[4])
+                    for a in args]}
+    per_crop = cached_frame(p.name, "gradcam", key, lambda: pd.concat(
+        imap(_explain, args, p.workers, progress=progress, desc="grad-cam"), ignore_index=True))
     prior = pd.concat([explain.prior_scores(store.root, picked, px).assign(input_px=px)
                        for px in sorted(per_crop.input_px.unique())], ignore_index=True)
     prior = prior.rename(columns={"energy_ratio": "prior_energy_ratio", "pointing": "prior_pointing"})

@@ -195,6 +195,19 @@ def write_readme(p: Profile, readme: Path | None = None, folder=None, name: str 
     return new != text
 
 
+def changed_after_reproduce(source: Path) -> list:
+    """The published results files in `source` whose numbers changed after the last notebook that `dflite
+    reproduce` (or `--refresh`) executed: another execution (make test's nbval times the latencies again) made
+    them, and no executed notebook shows them. write_results leaves an unchanged file untouched, so a
+    re-execution that reproduces the same numbers does not count. Empty where no reproduce marked its notebooks."""
+    executed = Path(source) / paths.EXECUTED
+    if not executed.is_file():
+        return []
+    last = max(json.loads(executed.read_text()).values(), default=0)
+    return [f"{name}.csv" for name in (*PUBLISHED, *OPTIONAL)
+            if (Path(source) / f"{name}.csv").is_file() and (Path(source) / f"{name}.csv").stat().st_mtime > last]
+
+
 def publish_table(p: Profile, name: str) -> Path:
     """Copy one results table a benchmark wrote (data/runs/<profile>/results/<name>.csv) into results/<profile>/,
     where the README's findings read it: benchmarks/recipe_search.py and face_choice.py --publish."""
@@ -205,13 +218,21 @@ def publish_table(p: Profile, name: str) -> Path:
     return target
 
 
-def publish(p: Profile, command: str = "") -> Path:
-    """Copy the profile's results files into results/<profile>/ with env.json, then rewrite the README section."""
+def publish(p: Profile, command: str = "", force: bool = False) -> Path:
+    """Copy the profile's results files into results/<profile>/ with env.json, then rewrite the README section.
+    Refuses results files whose numbers changed after the last `dflite reproduce` notebook finished (unless
+    `force`): see `changed_after_reproduce`."""
     source, target = results_dir(p), published_dir(p)
     missing = [name for name in PUBLISHED if not (source / f"{name}.csv").is_file()]
     if missing:
         raise FileNotFoundError(f"{paths.show(source)} lacks {', '.join(missing)}: run every notebook first "
                                 f"(make reproduce PROFILE={p.name})")
+    later = changed_after_reproduce(source)
+    if later and not force:
+        raise ValueError(f"{', '.join(later)} in {paths.show(source)} changed after the last notebook that "
+                         "`dflite reproduce` executed (another execution, e.g. make test's nbval, which times the "
+                         "latencies again): no executed notebook shows these numbers. Run `dflite reproduce "
+                         f"--profile {p.name}` again (it reuses the trained runs), or publish them anyway with --force")
     target.mkdir(parents=True, exist_ok=True)
     for name in PUBLISHED:
         shutil.copyfile(source / f"{name}.csv", target / f"{name}.csv")

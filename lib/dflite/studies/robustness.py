@@ -30,10 +30,11 @@ from ..analysis.report import Markdown, counts, verdict_lines
 from ..analysis.report import table as mdtable
 from ..analysis.stats import Claim, auc, cells, judge, over_seeds, paired, unlearned
 from ..compress.deploy import export_onnx, ort_probabilities, quantize_int8, session
-from ..config import VIDEO_DEGRADATIONS, Profile
+from ..config import VIDEO_DEGRADATIONS, Profile, to_dict
 from ..data import degrade
 from ..data.loader import bgr_batch, score_crops
 from ..engine.runs import results_path, write_results
+from ..engine.scorecache import array_digest, cached, file_digest
 from ..nets.checkpoint import load_model
 from ..progress import bar
 from . import crop_store, read_results
@@ -156,13 +157,40 @@ def _aucs(rows: pd.DataFrame, scores: np.ndarray) -> dict:
 
 
 def run(p: Profile, progress: bool = True) -> pd.DataFrame:
-    """results/robustness.csv: AUC per net, seed, degradation, strength and method (written)."""
+    """results/robustness.csv: AUC per net, seed, degradation and strength and method (written). The scores are
+    kept under the run's cache (engine.scorecache), keyed by the nets' weights, the crops and the settings."""
     store = crop_store(p)
     rows = test_crops(p, store)
     nets = models(p)
     clean = _read(store.root, rows)
-    clips = rows.media_id.to_numpy()
+    # int8 nets are calibrated on the store's training crops (int8_calibration)
+    key = {"study": to_dict(p.robustness), "workers": p.workers, "crops": array_digest(clean),
+           "calibration": (store.fingerprint, p.structured.int8_calib_batches),
+           "ids": rows[["media_id", "label", "method"]].to_csv(index=False),
+           "nets": [(net.run, net.runtime, file_digest(paths.runs_dir(p.name) / net.run / "best.safetensors"))
+                    for net in nets.itertuples()]}
+    scores = cached(p.name, "robustness", key, lambda: _scores(p, nets, store, rows, clean, progress))
     out = []
+    for family, strength in conditions(p):
+        for i, net in enumerate(nets.itertuples()):
+            for method, value in _aucs(rows, scores[_name(i, family, strength)]).items():
+                out.append({**{k: getattr(net, k) for k in IDS}, "label": net.label, "against": net.against,
+                            "seed": net.seed, "family": family, "strength": strength,
+                            "setting": degrade.describe(family, strength) if family != "none" else "clean",
+                            "method": method, "auc": round(value, 4)})
+    table = pd.DataFrame(out)
+    write_results(p.name, "robustness", table.set_index("model"))
+    return table
+
+
+def _name(i: int, family: str, strength) -> str:
+    return f"{i}/{family}/{strength}"
+
+
+def _scores(p: Profile, nets: pd.DataFrame, store, rows: pd.DataFrame, clean: np.ndarray, progress: bool) -> dict:
+    """{net index/family/strength: fake probabilities of the test crops}: every net under every condition."""
+    clips = rows.media_id.to_numpy()
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
         exported: dict = {}
         scorers = [_scorer(p, net, store, Path(tmp), exported)
@@ -171,15 +199,9 @@ def run(p: Profile, progress: bool = True) -> pd.DataFrame:
             images = clean if family == "none" else degrade.degrade(clean, family, strength, p.robustness.seed,
                                                                     clips=clips)
             sized = {px: bgr_batch(images, px) for px in {px for px, _ in scorers}}
-            for net, (px, score) in zip(nets.itertuples(), scorers):
-                for method, value in _aucs(rows, score(sized[px])).items():
-                    out.append({**{k: getattr(net, k) for k in IDS}, "label": net.label, "against": net.against,
-                                "seed": net.seed, "family": family, "strength": strength,
-                                "setting": degrade.describe(family, strength) if family != "none" else "clean",
-                                "method": method, "auc": round(value, 4)})
-    table = pd.DataFrame(out)
-    write_results(p.name, "robustness", table.set_index("model"))
-    return table
+            for i, (px, score) in enumerate(scorers):
+                out[_name(i, family, strength)] = score(sized[px])
+    return out
 
 
 def drops(table: pd.DataFrame, p: Profile, video: bool = False) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from ..config import Profile, override
 from ..data.loader import score_crops
 from ..data.sources import get_adapter
 from ..engine.runs import results_path, write_results
+from ..engine.scorecache import array_digest, cached, file_digest
 from ..experiments.structured import Variant
 from ..nets.checkpoint import load_model
 from ..parallel import imap
@@ -109,22 +110,32 @@ def scores(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: bool 
     """One row per model, compression, video and sampled frame with a face: the face's fake probability.
 
     Scored in ONNX Runtime fp32, `dflite detect`'s classification to within the export check (each export is checked
-    against torch's outputs): about 3x torch's speed on the CPU for 28 nets over some 4,400 faces."""
-    rows = []
+    against torch's outputs): about 3x torch's speed on the CPU for 28 nets over some 4,400 faces. The scores are
+    kept under the run's cache (engine.scorecache), keyed by the nets' weights and the face crops' pixels."""
     faces = [(v.compression, v.media_id, v.label, v.method, frame, crop)
              for v in videos.itertuples() for frame, crop in v.faces]
     crops = [f[-1] for f in faces]
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, (_, m) in enumerate(bar(list(nets.iterrows()), desc="models", disable=not progress)):
-            net, _ = load_model(paths.runs_dir(p.name) / m.run / "best.safetensors")
-            px = int(net.dflite_spec["input_size"])
-            sess = session(export_onnx(net.float().eval(), Path(tmp) / f"net{i}.onnx", px), p.workers, spin=False)
-            probs = score_crops(lambda x, sess=sess: ort_probabilities(sess, x), crops, px)
-            rows.append(pd.DataFrame({**{k: m[k] for k in IDS}, "seed": m.seed,
-                                      "compression": [f[0] for f in faces], "media_id": [f[1] for f in faces],
-                                      "label": [f[2] for f in faces], "method": [f[3] for f in faces],
-                                      "frame": [f[4] for f in faces], "score": probs}))
-    return pd.concat(rows, ignore_index=True)
+    weights = [paths.runs_dir(p.name) / m.run / "best.safetensors" for m in nets.itertuples()]
+    key = {"workers": p.workers, "crops": array_digest(*crops), "ids": [f[:5] for f in faces],
+           "nets": [(m.run, file_digest(w)) for m, w in zip(nets.itertuples(), weights)]}
+
+    def score_all() -> dict:
+        out = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, weight in enumerate(bar(weights, desc="models", disable=not progress)):
+                net, _ = load_model(weight)
+                px = int(net.dflite_spec["input_size"])
+                sess = session(export_onnx(net.float().eval(), Path(tmp) / f"net{i}.onnx", px), p.workers,
+                               spin=False)
+                out[str(i)] = score_crops(lambda x, sess=sess: ort_probabilities(sess, x), crops, px)
+        return out
+
+    probs = cached(p.name, "video", key, score_all)
+    return pd.concat([pd.DataFrame({**{k: m[k] for k in IDS}, "seed": m.seed,
+                                    "compression": [f[0] for f in faces], "media_id": [f[1] for f in faces],
+                                    "label": [f[2] for f in faces], "method": [f[3] for f in faces],
+                                    "frame": [f[4] for f in faces], "score": probs[str(i)]})
+                      for i, (_, m) in enumerate(nets.iterrows())], ignore_index=True)
 
 
 def evenly(sampled: list, k: int) -> list:
