@@ -48,7 +48,7 @@ def test_a_carried_ticket_trains_the_source_mask_from_the_source_rewind_point(tr
         transfer.Carried(source, other, "ticket", 2)
 
 
-def test_held_out_method_leaves_training_and_is_scored_alone(train_store):
+def test_held_out_method_leaves_training_and_is_scored_alone(train_store, monkeypatch):
     method = "Deepfakes"
     without = transfer.without_method(train_store, method)
     assert method not in set(without.index["method"]) and len(without.index) < len(train_store.index)
@@ -62,6 +62,26 @@ def test_held_out_method_leaves_training_and_is_scored_alone(train_store):
     jobs[0].train()
     scored = score_run(jobs[0].run().dir, only)
     assert scored["n"] == int((only.index["split"] == "test").sum()) and 0 <= scored["auc"] <= 1
+    # Scored once: the same weights on the same crops read the kept scores; other crops or weights score again.
+    from dflite.analysis import transfer as scoring
+
+    calls = []
+    real_predict = scoring.predict
+    monkeypatch.setattr(scoring, "predict", lambda *a: calls.append(1) or real_predict(*a))
+    assert score_run(jobs[0].run().dir, only) == scored and calls == []
+    everything = score_run(jobs[0].run().dir, train_store)
+    assert len(calls) == 1 and everything["n"] > scored["n"]
+    best = jobs[0].run().dir / "best.safetensors"
+    best.write_bytes(best.read_bytes())  # the same bytes: still kept
+    score_run(jobs[0].run().dir, only)
+    assert len(calls) == 1
+    model, _ = load_model(best)
+    with torch.no_grad():
+        next(model.parameters()).mul_(-1)
+    from dflite.nets.checkpoint import save_model
+
+    save_model(model, best)  # other weights in the run folder: scored again
+    assert score_run(jobs[0].run().dir, only) != scored and len(calls) == 2
 
 
 def test_one_dataset_tables_say_what_they_lack_instead_of_failing():

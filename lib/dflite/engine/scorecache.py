@@ -39,6 +39,10 @@ def file_digest(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def text_digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def array_digest(*arrays) -> str:
     """sha256 over arrays' shapes, dtypes and bytes (crops in memory: the pixels the nets score)."""
     h = hashlib.sha256()
@@ -50,12 +54,17 @@ def array_digest(*arrays) -> str:
 
 
 def cached(profile: str, name: str, key: dict, compute: Callable[[], dict]) -> dict:
-    """{name: array} from `compute()`, or from the cache file when its key is `key` plus this code and these
-    library versions. `key` must name everything else the arrays depend on (settings, weights, inputs)."""
+    """{name: array} from `compute()`, or from data/runs/<profile>/cache/<name>.safetensors when its key is `key`
+    plus this code and these library versions. `key` must name everything else the arrays depend on (settings,
+    weights, inputs)."""
+    return cached_at(paths.runs_dir(profile) / "cache" / f"{name}.safetensors", key, compute)
+
+
+def cached_at(path: Path, key: dict, compute: Callable[[], dict]) -> dict:
+    """`cached` in the file `path`."""
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
-    path = paths.runs_dir(profile) / "cache" / f"{name}.safetensors"
     full = hashlib.sha256(json.dumps({**key, "code": code_digest(), "versions": versions()}, sort_keys=True,
                                      default=str).encode()).hexdigest()
     if path.is_file():

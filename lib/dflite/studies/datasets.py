@@ -7,6 +7,7 @@ the layout error that lists what was expected.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,7 @@ from ..data.sources import (
     records_frame,
 )
 from ..data.synth.check import haar_recall
+from ..engine.scorecache import cached_frame, file_digest
 from ..folders import remake_advice
 
 __all__ = ["DATASETS", "dataset_roots", "detector_recall", "example_target", "ffpp_overview", "inspect",
@@ -98,5 +100,12 @@ def detector_recall(p: Profile, roots: dict, compression: str = "c23",
     if p.dataset != "synthetic":
         return None
     cfg = HaarConfig(scale_factor=p.extract.scale_factor, min_neighbors=p.extract.min_neighbors)
-    return haar_recall(roots["ffpp"], compression, cfg, frames_per_video=frames_per_video)
+    root = Path(roots["ffpp"])
+    # Kept under the profile's cache (engine.scorecache), keyed by every file it reads (videos, ground truth).
+    read = sorted(f for f in root.rglob("*") if f.is_file() and (f.suffix == ".json" or compression in f.parts))
+    key = {"haar": dataclasses.asdict(cfg), "compression": compression, "frames": frames_per_video,
+           "files": [(f.relative_to(root).as_posix(), file_digest(f)) for f in read]}
+    table = cached_frame(p.name, "detector_recall", key, lambda: haar_recall(
+        root, compression, cfg, frames_per_video=frames_per_video).rename_axis("method").reset_index())
+    return table.set_index("method").rename_axis(None)
 
