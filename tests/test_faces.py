@@ -90,7 +90,9 @@ def test_a_frame_whose_boxes_all_lack_eyes_gives_no_crop_and_says_why():
     rejected = []
     assert faces_in_frames(list(range(6)), frames, ExtractConfig(min_size=40, face_choice="evidence"), times,
                            rejected) == []
-    assert len(fooled) > 0 and [i for i, *_ in fooled] == [i for i, _ in rejected]
+    # Every frame the biggest rule cropped clutter in is rejected with a reason; the evidence rule's looser face
+    # search (EVIDENCE_NEIGHBORS) may find boxes, all without eyes, in more frames.
+    assert len(fooled) > 0 and {i for i, *_ in fooled} <= {i for i, _ in rejected}
     assert all("none with a pair of eyes" in why for _, why in rejected)
     with pytest.raises(ValueError, match="unknown face_choice 'largest'"):
         faces_in_frames([0], frames[:1], ExtractConfig(face_choice="largest"), times)
@@ -102,3 +104,23 @@ def test_the_eye_check_takes_boxes_hanging_off_the_frame():
     frame = np.zeros((200, 300, 3), np.uint8)
     for box in ([299, 0, 400, 400], [0, 199, 400, 400], [-50, -50, 100, 100]):
         assert has_eyes(frame, box) is False
+
+
+def test_the_evidence_rule_finds_a_face_the_cascade_sees_only_weakly():
+    """With the eye check as the guard, the evidence rule asks the face cascade for fewer neighbours: this 160 px
+    face before clutter at 720p (seed 0, a frame the setting was chosen on) has no box at the profiles' 5."""
+    from dataclasses import replace
+
+    from dflite.config import ExtractConfig
+    from dflite.data.faces import EVIDENCE_NEIGHBORS, choose_faces, haar_config, iou, plausible_faces
+    from dflite.data.synth.sizes import RESOLUTIONS, face_scene
+
+    cfg = ExtractConfig(face_choice="evidence", track=False)
+    frame, box = face_scene(np.random.default_rng([0, 1, 160, 1]), RESOLUTIONS["720p"], 160, busy=True)
+    haar = haar_config(cfg)
+    assert haar.min_neighbors > EVIDENCE_NEIGHBORS
+    strict, _ = plausible_faces(frame, haar, first=True)
+    assert not any(iou(b, box) >= 0.4 for b in strict)
+    chosen, why = choose_faces(frame, None, cfg, haar)
+    assert len(chosen) and iou(chosen[0], box) >= 0.4 and why == ""
+    assert len(plausible_faces(frame, replace(haar, min_neighbors=EVIDENCE_NEIGHBORS), first=True)[0])
