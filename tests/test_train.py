@@ -1,5 +1,6 @@
 """The training engine: schedule, determinism, resume, finished runs, checkpoints, DDP."""
 import json
+import math
 import os
 import re
 import subprocess
@@ -75,7 +76,10 @@ def test_bf16_step_on_the_cpu_is_deterministic_resumes_exactly_and_is_not_fp32(t
     monkeypatch.setattr(torch, "autocast", spy)
     a = dense("cnn5", train_store, bf16, tmp_path / "a", seed=1)
     steps = 2 * steps_per_epoch(bf16, train_store)
-    assert seen.count(True) == steps and seen.count(False) > 0  # every step in bf16; evaluation stays fp32
+    n = train_store.index["split"].value_counts()
+    val, test = (math.ceil(n[split] / (2 * bf16.batch_size)) for split in ("val", "test"))
+    # every step and both epochs' validation (which picks the best epoch) in bf16; the test scores in fp32
+    assert seen.count(True) == steps + 2 * val and seen.count(False) == test
     monkeypatch.setattr(torch, "autocast", real)
     b = dense("cnn5", train_store, bf16, tmp_path / "b", seed=1)
     cols = ["train_loss", "val_loss", "val_auc"]

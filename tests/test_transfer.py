@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 import torch
-from dflite.analysis.transfer import only_method, score_run
+from dflite.analysis.transfer import only_method, own_test, score_run
 from dflite.compress.masks import Mask
 from dflite.config import TrainConfig
 from dflite.engine.jobs import run_jobs
@@ -62,6 +62,11 @@ def test_held_out_method_leaves_training_and_is_scored_alone(train_store, monkey
     jobs[0].train()
     scored = score_run(jobs[0].run().dir, only)
     assert scored["n"] == int((only.index["split"] == "test").sum()) and 0 <= scored["auc"] <= 1
+    # On the store it trained on, the run's own final evaluation is the score (notebook 05 reads it back); scoring
+    # again agrees up to float rounding at another batch size, which can swap near-ties of this untrained net.
+    own = own_test(jobs[0].run().dir)
+    assert own["n"] == int((without.index["split"] == "test").sum())
+    assert own == pytest.approx(score_run(jobs[0].run().dir, without), abs=0.01)
     # Scored once: the same weights on the same crops read the kept scores; other crops or weights score again.
     from dflite.analysis import transfer as scoring
 

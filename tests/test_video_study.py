@@ -30,8 +30,9 @@ def test_video_auc_and_acc_come_from_the_frames_used():
     assert table.loc[1, "auc"] == pytest.approx(0.5)    # frame 0 only: .1 .3 | .9 0
 
 
-def test_onnx_runtime_scores_are_detects_own():
-    """The study scores faces in ONNX Runtime (3x torch here); they must be what `dflite detect` (torch) gives."""
+def test_onnx_runtime_scores_are_detects_own(monkeypatch):
+    """The study scores faces in ONNX Runtime (3x torch here); they must be what `dflite detect` (torch) gives.
+    A run listed twice (as two studies' net) is scored once and gets its scores under both."""
     import numpy as np
     import torch
     from dflite import detect, paths
@@ -51,3 +52,16 @@ def test_onnx_runtime_scores_are_detects_own():
     got = video.scores(p, videos, nets, progress=False)
     assert len(got) == 600 and list(got.media_id[:2]) == ["a", "a"]
     assert np.abs(got.score.to_numpy() - detect.classify(net.eval(), crops)).max() < 1e-5
+
+    exports, export = [], video.export_onnx
+    monkeypatch.setattr(video, "export_onnx", lambda *a, **k: exports.append(a[1]) or export(*a, **k))
+    copy = paths.runs_dir(p.name) / "r2" / "best.safetensors"  # another run, the same weights bit for bit
+    copy.parent.mkdir()
+    copy.write_bytes((paths.runs_dir(p.name) / "r" / "best.safetensors").read_bytes())
+    twice = pd.concat([nets, nets.assign(study="structured"), nets.assign(study="lottery", run="r2")],
+                      ignore_index=True)
+    both = video.scores(p, videos, twice, progress=False)
+    assert len(exports) == 1 and len(both) == 1800
+    assert (both.score[:600].to_numpy() == both.score[600:1200].to_numpy()).all()
+    assert (both.score[:600].to_numpy() == both.score[1200:].to_numpy()).all()
+    assert list(both.study[599:601]) == ["baseline", "structured"] and both.study.iloc[-1] == "lottery"

@@ -3,9 +3,11 @@ manipulation method (measurement only; the runs are `experiments.transfer`'s and
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .. import paths
 from ..data.loader import check_input_size, split_dataset
@@ -56,6 +58,17 @@ def score_run(run_dir, store: CropStore, split: str = "test") -> dict:
 
 
 SCORE_BATCH = 64
+
+
+def own_test(run_dir) -> dict:
+    """A finished run's metrics on its own store's test split, as its final evaluation wrote them (what score_run
+    would compute again from the same weights and crops)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / FINISHED).is_file():
+        raise RuntimeError(f"run {paths.show(run_dir)} is not finished")
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    n = len(pd.read_csv(run_dir / "predictions_test.csv"))
+    return {"auc": metrics["auc"], "acc": metrics["acc"], "bacc": metrics["bacc"], "n": n}
 
 
 def _split(model, store: CropStore, split: str):

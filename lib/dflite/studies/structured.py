@@ -315,7 +315,8 @@ def deploy(p: Profile, table: pd.DataFrame, progress: bool = True, write: bool =
             test = split_dataset(store, "test", own)
             calib = int8_calibration(p, store, own)
             for px in dict.fromkeys((own, *st.latency_sizes)):
-                files = _onnx_files(model, Path(tmp) / f"{label.replace(' ', '_')}_{px}", px, own, calib,
+                # Files named by position: the "." of a label's "α=0.25" would make with_suffix drop the size.
+                files = _onnx_files(model, Path(tmp) / f"model{len(rows)}_{px}", px, own, calib,
                                     dynamic=label == finals[-1][0])
                 for runtime, path in [("torch", None), *files.items()]:
                     rec = {"model": label, **{k: row[k] for k in IDS[1:]}, "runtime": runtime, "input_px": px,

@@ -130,14 +130,16 @@ def _model_rows(p: Profile, stores: dict, studies: dict) -> list:
         run = job.run()
         if not run.finished:
             raise RuntimeError(f"the baseline run {paths.show(run.dir)} is missing: run notebook 02 first")
-        for target, store in targets:
-            rows.append(_row(job.model, ffpp, target, "model", job.seed, scoring.score_run(run.dir, store), run.dir))
+        for target, store in targets:  # on its own test split, the run's final evaluation is that score
+            metrics = scoring.own_test(run.dir) if target == ffpp else scoring.score_run(run.dir, store)
+            rows.append(_row(job.model, ffpp, target, "model", job.seed, metrics, run.dir))
     for (kind, model, s), t in studies.items():
         if kind != "openforensics":
             continue
         folder = t.dense_run().dir
         for target, store in targets:
-            rows.append(_row(model, of, target, "model", s, scoring.score_run(folder, store), folder))
+            metrics = scoring.own_test(folder) if target == of else scoring.score_run(folder, store)
+            rows.append(_row(model, of, target, "model", s, metrics, folder))
     return rows
 
 

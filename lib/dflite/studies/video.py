@@ -116,14 +116,19 @@ def scores(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: bool 
              for v in videos.itertuples() for frame, crop in v.faces]
     crops = [f[-1] for f in faces]
     weights = [paths.runs_dir(p.name) / m.run / "best.safetensors" for m in nets.itertuples()]
+    digests = [file_digest(w) for w in weights]
     key = {"workers": p.workers, "crops": array_digest(*crops), "ids": [f[:5] for f in faces],
-           "nets": [(m.run, file_digest(w)) for m, w in zip(nets.itertuples(), weights)]}
+           "nets": [(m.run, d) for m, d in zip(nets.itertuples(), digests)]}
+    # Weights listed twice are scored once: notebook 02's dense Lite0 is also the structured study's dense student,
+    # and a ticket study's dense CNN-5 is, bit for bit, notebook 02's run of the same seed and recipe.
+    first = {d: w for d, w in reversed(list(zip(digests, weights)))}
+    distinct = list(dict.fromkeys(digests))
 
     def score_all() -> dict:
         out = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for i, weight in enumerate(bar(weights, desc="models", disable=not progress)):
-                net, _ = load_model(weight)
+            for i, digest in enumerate(bar(distinct, desc="models", disable=not progress)):
+                net, _ = load_model(first[digest])
                 px = int(net.dflite_spec["input_size"])
                 sess = session(export_onnx(net.float().eval(), Path(tmp) / f"net{i}.onnx", px), p.workers,
                                spin=False)
@@ -134,8 +139,8 @@ def scores(p: Profile, videos: pd.DataFrame, nets: pd.DataFrame, progress: bool 
     return pd.concat([pd.DataFrame({**{k: m[k] for k in IDS}, "seed": m.seed,
                                     "compression": [f[0] for f in faces], "media_id": [f[1] for f in faces],
                                     "label": [f[2] for f in faces], "method": [f[3] for f in faces],
-                                    "frame": [f[4] for f in faces], "score": probs[str(i)]})
-                      for i, (_, m) in enumerate(nets.iterrows())], ignore_index=True)
+                                    "frame": [f[4] for f in faces], "score": probs[str(distinct.index(d))]})
+                      for d, (_, m) in zip(digests, nets.iterrows())], ignore_index=True)
 
 
 def evenly(sampled: list, k: int) -> list:
