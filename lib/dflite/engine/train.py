@@ -31,6 +31,7 @@ from ..config import ATTRIBUTION_CLASSES, TrainConfig
 from ..data.loader import CropDataset, augment, epoch_indices, normalise, split_dataset
 from ..folders import write_json
 from ..nets.checkpoint import load_state, load_weights, save_model, save_state
+from ..nets.fold import eval_net
 from ..nets.models import create_model, fake_probability, model_info, output_probabilities
 from ..progress import bar
 from .metrics import attribution_metrics, binary_metrics, evaluate_predictions
@@ -131,12 +132,15 @@ def predict(model: nn.Module, dataset: CropDataset, batch_size: int, device: tor
     """Fake-probability per crop, in dataset order: (N,) for a one-output detector; (N, K) class probabilities
     (softmax) for an attribution head. Under bf16 autocast on a GPU, and on the CPU where `bf16` says."""
     model.eval()
-    out = []
+    out, net = [], None
+    half = device.type == "cuda" or bf16
     with torch.inference_mode():
         for x, _, _ in dataset.batches(batch_size):
             x = normalise(x.to(device)).to(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or bf16):
-                logits = model(x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=half):
+                logits = (net or model)(x)
+            if net is None:  # fp32: batch norms folded into their convolutions where that gives the same outputs
+                net = model if half else eval_net(model, x, logits)
             out.append(output_probabilities(logits).cpu())
     return torch.cat(out).numpy()
 

@@ -22,6 +22,8 @@ class Meso4(nn.Module):
     parameters at 256 px with one output. Other input sizes change only the hidden layer's width.
     """
 
+    fold_bn = False  # each batch norm follows a ReLU: no convolution feeds it directly (nets.fold)
+
     def __init__(self, num_classes: int = 1, input_size: int = 256):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
@@ -60,6 +62,8 @@ class Inception(nn.Module):
 class MesoInception4(nn.Module):
     """MesoInception-4 (Afchar et al., 2018): two inception blocks (1,4,4,2) and (2,4,4,2), then
     Meso-4's last two conv blocks and head."""
+
+    fold_bn = False  # batch norms after a concatenation of branches or a ReLU (nets.fold)
 
     def __init__(self, num_classes: int = 1, input_size: int = 256):
         super().__init__()
