@@ -124,3 +124,29 @@ def test_the_evidence_rule_finds_a_face_the_cascade_sees_only_weakly():
     chosen, why = choose_faces(frame, None, cfg, haar)
     assert len(chosen) and iou(chosen[0], box) >= 0.4 and why == ""
     assert len(plausible_faces(frame, replace(haar, min_neighbors=EVIDENCE_NEIGHBORS), first=True)[0])
+
+
+def test_a_frame_without_an_eyed_box_is_searched_again_more_loosely():
+    """This 200 px face before clutter at 480p (seed 0, a frame the fallback was chosen on) has no box with eyes at
+    EVIDENCE_NEIGHBORS; the second search at FALLBACK_NEIGHBORS finds it, and nothing else."""
+    from dataclasses import replace
+
+    from dflite.config import ExtractConfig
+    from dflite.data.faces import (
+        EVIDENCE_NEIGHBORS,
+        FALLBACK_NEIGHBORS,
+        choose_faces,
+        haar_config,
+        iou,
+        plausible_faces,
+    )
+    from dflite.data.synth.sizes import RESOLUTIONS, face_scene
+
+    rng = np.random.default_rng([0, 0, 200, 1])
+    frame, box = [face_scene(rng, RESOLUTIONS["480p"], 200, busy=True) for _ in range(12)][-1]
+    cfg = ExtractConfig(face_choice="evidence", track=False)
+    haar = haar_config(cfg)
+    assert FALLBACK_NEIGHBORS < EVIDENCE_NEIGHBORS
+    assert not len(plausible_faces(frame, replace(haar, min_neighbors=EVIDENCE_NEIGHBORS), first=True)[0])
+    chosen, why = choose_faces(frame, None, cfg, haar)
+    assert len(chosen) == 1 and iou(chosen[0], box) >= 0.4 and why == ""

@@ -117,6 +117,17 @@ def test_every_published_dense_reference_learned_on_every_seed():
         assert unlearned.empty, f"{study}: {unlearned.claim.tolist()}"
 
 
+def test_the_published_face_choice_meets_the_goal_of_real_footage():
+    """benchmarks/face_choice.py's table behind the README: the evidence rule chooses the true face in >= 98 % of
+    frames with a face of at least min_size, never another box, and no crop from a frame without a face."""
+    from dflite.studies import face_choice
+
+    summary = face_choice.summary(_published(face_choice.NAME)).loc["evidence"]
+    assert summary["face frames"] >= 200 and summary["frames without a face"] >= 24
+    assert summary["true face"] >= 0.98, summary
+    assert summary["another box"] == 0 and summary["crop made there"] == 0, summary
+
+
 def test_the_gpu_check_covers_every_standard_recipe_and_its_ratios_follow_its_rates():
     # results/standard/gpu_check/ was written on a GPU machine (benchmarks/gpu_check.sh); CI has none, so this
     # checks the committed table against the profile it claims to measure, not the GPU.
