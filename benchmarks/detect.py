@@ -13,29 +13,21 @@ not depend on the weights. One process, one torch thread for both paths.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import pandas as pd
 import torch
 from dflite import detect
 from dflite.config import ExtractConfig, override
 from dflite.data.extract import extract
-from dflite.data.faces import crop_square, detect_faces, haar_config, iou
+from dflite.data.faces import haar_config, iou
 from dflite.data.loader import CropDataset
 from dflite.data.video import frame_count, sample_frame_indices
 from dflite.engine.train import predict
 from dflite.nets.models import create_model
-from preprocess import make_videos  # benchmarks/ is on sys.path when this script runs
-
-
-def _truth(video: Path) -> list:
-    """The face's true box in every frame (benchmarks/preprocess.py's ground_truth/<kind>/<stem>.json)."""
-    kind = "original" if video.parents[2].name == "youtube" else video.parents[2].name  # <root>/*/<kind>/c23/videos
-    return json.loads((video.parents[4] / "ground_truth" / kind / f"{video.stem}.json").read_text())["boxes"]
+from preprocess import make_videos, media_of, naive_faces, truth_boxes  # benchmarks/ is on sys.path here
 
 
 def naive(videos: list, model, cfg: ExtractConfig) -> dict:
@@ -45,20 +37,10 @@ def naive(videos: list, model, cfg: ExtractConfig) -> dict:
     hits = faces = 0
     for v in videos:
         wanted = set(sample_frame_indices(frame_count(v), cfg.sampling, cfg.frames, 1, v.name, cfg.seed))  # as detect
-        truth, crops, cap, i = _truth(v), [], cv2.VideoCapture(str(v)), 0
-        while True:
-            ok, frame = cap.read()  # every frame decoded and converted to BGR
-            if not ok:
-                break
-            if i in wanted:
-                boxes = detect_faces(frame, haar)
-                if len(boxes):
-                    crops.append(crop_square(frame, boxes[0], cfg.expand, cfg.size))
-                    hits += iou(boxes[0], truth[i]) >= 0.4
-            i += 1
-        cap.release()
-        detect.classify(model, crops)
-        faces += len(crops)
+        found = list(naive_faces(v, wanted, haar, cfg, truth_boxes(*media_of(v))))
+        detect.classify(model, [crop for _, crop, _ in found])
+        faces += len(found)
+        hits += sum(true for *_, true in found)
     return {"seconds": time.perf_counter() - t, "faces": faces, "hits": hits}
 
 
@@ -90,7 +72,7 @@ def main() -> None:
             report = detect.detect_media(v, model, cfg)
             frames += report["frames_sampled"]
             faces += len(report["faces"])
-            truth = _truth(v)
+            truth = truth_boxes(*media_of(v))
             hits += sum(iou(f["box"], truth[f["frame"]]) >= 0.4 for f in report["faces"])
             for k, s in report["seconds"].items():
                 stages[k] += s

@@ -72,9 +72,34 @@ def make_videos(root: Path, res: str, videos: int, frames: int, seed: int = 0) -
     return root
 
 
-def _gt(root: Path, media_id: str) -> list:
+def truth_boxes(root: Path, media_id: str) -> list:
+    """The face's true box in every frame of one of make_videos' videos ("<kind>/<stem>")."""
     kind, stem = media_id.split("/")
-    return json.loads((root / "ground_truth" / kind / f"{stem}.json").read_text())["boxes"]
+    return json.loads((Path(root) / "ground_truth" / kind / f"{stem}.json").read_text())["boxes"]
+
+
+def media_of(video: Path) -> tuple:
+    """(root, media id) of one of make_videos' videos: <root>/*/<kind or youtube>/c23/videos/<stem>.mp4."""
+    kind = "original" if video.parents[2].name == "youtube" else video.parents[2].name
+    return video.parents[4], f"{kind}/{video.stem}"
+
+
+def naive_faces(path, wanted: set, haar, cfg: ExtractConfig, truth: list):
+    """The naive face step on one video: every frame decoded (cv2 read, converted to BGR), the cascade on the wanted
+    frames; yields (frame index, crop of the biggest face, whether it is the true face) per frame with a face."""
+    cap, i = cv2.VideoCapture(str(path)), 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i in wanted:
+                boxes = detect_faces(frame, haar)
+                if len(boxes):
+                    yield i, crop_square(frame, boxes[0], cfg.expand, cfg.size), iou(boxes[0], truth[i]) >= 0.4
+            i += 1
+    finally:
+        cap.release()
 
 
 def naive(records, cfg: ExtractConfig, out: Path, root: Path) -> dict:
@@ -85,23 +110,11 @@ def naive(records, cfg: ExtractConfig, out: Path, root: Path) -> dict:
     for r in records:
         wanted = set(sample_frame_indices(frame_count(r.path), cfg.sampling, cfg.frames, r.label, r.media_id,
                                           cfg.seed))
-        gt = _gt(root, r.media_id)
-        cap = cv2.VideoCapture(r.path)
-        i = 0
-        while True:
-            ok, frame = cap.read()  # every frame decoded and converted to BGR
-            if not ok:
-                break
-            if i in wanted:
-                sampled += 1
-                boxes = detect_faces(frame, haar)
-                if len(boxes):
-                    cv2.imwrite(str(out / f"{r.media_id.replace('/', '_')}_{i}.png"),
-                                crop_square(frame, boxes[0], cfg.expand, cfg.size))
-                    crops += 1
-                    hits += iou(boxes[0], gt[i]) >= 0.4
-            i += 1
-        cap.release()
+        sampled += len(wanted)
+        for i, crop, true in naive_faces(r.path, wanted, haar, cfg, truth_boxes(root, r.media_id)):
+            cv2.imwrite(str(out / f"{r.media_id.replace('/', '_')}_{i}.png"), crop)
+            crops += 1
+            hits += true
     return {"crops": crops, "seconds": time.perf_counter() - started, "recall": hits / max(sampled, 1)}
 
 
@@ -116,7 +129,8 @@ def dflite_run(root: Path, cfg: ExtractConfig, out: Path, workers: int) -> dict:
     started = time.perf_counter()
     store = extract("ffpp", root, out, cfg, workers=workers, progress=False)
     seconds = time.perf_counter() - started
-    hits = sum(iou((r.x, r.y, r.w, r.h), _gt(root, r.media_id)[r.frame]) >= 0.4 for r in store.index.itertuples())
+    hits = sum(iou((r.x, r.y, r.w, r.h), truth_boxes(root, r.media_id)[r.frame]) >= 0.4
+               for r in store.index.itertuples())
     result = {"crops": len(store.index), "seconds": seconds, "recall": hits / store.summary["sampled"]}
     shutil.rmtree(out)
     return result

@@ -7,8 +7,8 @@ so `evidence` keeps only boxes in whose upper part OpenCV's eye cascade finds a 
 by the face cascade's own confidence (the last stage's weight, `detectMultiScale3`); a frame where no box has
 eyes gives no crop, and the reason is recorded. With the eyes as the guard, its face search asks the cascade
 for fewer neighbours (EVIDENCE_NEIGHBORS, and FALLBACK_NEIGHBORS where that found no face), so that weakly seen
-faces are not lost. `benchmarks/face_choice.py`
-measures both rules on faces of known boxes in 480p-1080p frames with backgrounds that trigger the cascade."""
+faces are not lost. `benchmarks/face_choice.py` measures both rules on faces of known boxes in 480p-1080p frames
+with backgrounds that trigger the cascade."""
 from __future__ import annotations
 
 import time
